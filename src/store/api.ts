@@ -1,0 +1,378 @@
+/*
+ * The one storage interface of Cartero. Every protocol server, the queue manager and the CLI reach
+ * data only through these methods; SQL lives in src/store/backends/ and nowhere else.
+ * Every method is async and states its atomicity: "atomic" means all-or-nothing in one transaction;
+ * "durable" means the promise resolves only after the change is on stable storage.
+ * Errors are StoreError (see errors.ts) with a kind; backends never leak driver errors unwrapped.
+ * Times are milliseconds since the epoch; every time-dependent call takes `now` from the injected clock.
+ */
+
+/** sha256 of the content, lowercase hex. */
+export type BlobId = string;
+
+/** Inclusive UID range; `to` may be Number.MAX_SAFE_INTEGER for "*". */
+export interface UidRange {
+  from: number;
+  to: number;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+// ---------------------------------------------------------------- directory
+
+export interface Domain {
+  name: string;
+  createdAt: number;
+}
+
+export interface Account {
+  id: number;
+  /** lowercased `local@domain` */
+  address: string;
+  domain: string;
+  /** scrypt hash in the format of src/auth/password.ts, or null when the account cannot log in */
+  passwordHash: string | null;
+  /** bytes, or null for no limit */
+  quotaBytes: number | null;
+  createdAt: number;
+}
+
+export interface NewAccount {
+  address: string;
+  passwordHash: string | null;
+  quotaBytes?: number | null;
+}
+
+export interface Alias {
+  /** `local@domain`, or `@domain` for a catch-all */
+  source: string;
+  targets: string[];
+}
+
+/**
+ * Domains, accounts and aliases. Addresses and domains are compared case-insensitively: the store
+ * lowercases them on the way in. Each method is atomic and durable.
+ */
+export interface DirectoryStore {
+  /** throws `exists` */
+  addDomain(name: string): Promise<Domain>;
+  listDomains(): Promise<Domain[]>;
+  getDomain(name: string): Promise<Domain | null>;
+  /** throws `not_found`; `conflict` while accounts or aliases of the domain remain */
+  removeDomain(name: string): Promise<void>;
+
+  /** throws `not_found` when the domain does not exist, `exists` when the address is an account or alias */
+  addAccount(account: NewAccount): Promise<Account>;
+  getAccount(address: string): Promise<Account | null>;
+  getAccountById(id: number): Promise<Account | null>;
+  /** sorted by address */
+  listAccounts(domain?: string): Promise<Account[]>;
+  /** throws `not_found` */
+  setPassword(address: string, passwordHash: string | null): Promise<void>;
+  /** throws `not_found` */
+  setQuota(address: string, quotaBytes: number | null): Promise<void>;
+  /** Removes the account with its mailboxes and messages (their blob references are dropped). throws `not_found` */
+  removeAccount(address: string): Promise<void>;
+
+  /** throws `not_found` when the domain does not exist, `exists` when the source is an alias or account, `invalid` for an empty target list */
+  addAlias(alias: Alias): Promise<Alias>;
+  getAlias(source: string): Promise<Alias | null>;
+  /** sorted by source */
+  listAliases(domain?: string): Promise<Alias[]>;
+  /** throws `not_found` */
+  removeAlias(source: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- queue
+
+export interface QueueRecipientInput {
+  address: string;
+  /** RFC 3461 ORCPT, as received */
+  orcpt?: string | null;
+  /** RFC 3461 NOTIFY values, e.g. ["SUCCESS","FAILURE"] or ["NEVER"] */
+  notify?: string[] | null;
+}
+
+export interface NewQueueMessage {
+  /** envelope sender; "" for the null sender */
+  sender: string;
+  recipients: QueueRecipientInput[];
+  /** the whole message as it will be delivered (headers + body, CRLF line ends) */
+  content: Buffer;
+  /** envelope details for the log and for DSNs: client, helo, auth, ret, envid, body type… (JSON-serialisable) */
+  meta?: Record<string, unknown>;
+  /** put the entry on hold instead of making it due */
+  hold?: boolean;
+  /** first delivery attempt not before this time; default now */
+  dueAt?: number;
+}
+
+export type RecipientState = 'pending' | 'done' | 'failed';
+
+export interface QueueRecipient {
+  id: number;
+  address: string;
+  orcpt: string | null;
+  notify: string[] | null;
+  state: RecipientState;
+  attempts: number;
+  /** last delivery error text (for the log, postqueue -p and DSNs) */
+  lastError: string | null;
+}
+
+export type QueueEntryState = 'active' | 'held';
+
+export interface QueueEntry {
+  id: string;
+  sender: string;
+  meta: Record<string, unknown>;
+  blobId: BlobId;
+  size: number;
+  receivedAt: number;
+  state: QueueEntryState;
+  /** when the entry is next due (for a leased entry: when the lease runs out) */
+  dueAt: number;
+  attempts: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  recipients: QueueRecipient[];
+}
+
+/** A leased entry. `token` fences every later write: a newer lease bumps it. */
+export interface Lease {
+  entry: QueueEntry;
+  token: number;
+  expiresAt: number;
+}
+
+export interface LeaseRequest {
+  /** node or worker name, for the admin view */
+  owner: string;
+  limit: number;
+  leaseMs: number;
+  now: number;
+}
+
+export type RecipientOutcome =
+  | { recipientId: number; outcome: 'done'; reason?: string }
+  | { recipientId: number; outcome: 'failed'; reason: string }
+  | { recipientId: number; outcome: 'deferred'; reason: string; retryAt: number };
+
+export interface CompleteResult {
+  /** recipients still pending after this call */
+  pending: number;
+  /** true when every recipient is done or failed and the entry was removed */
+  removed: boolean;
+}
+
+export interface QueueCounts {
+  active: number;
+  held: number;
+  leased: number;
+  due: number;
+}
+
+/**
+ * The hand-off between receiving and delivering.
+ */
+export interface QueueStore {
+  /** Atomic and durable: blob, entry and recipients are on stable storage when it resolves. Returns the queue id. */
+  commit(message: NewQueueMessage, now: number): Promise<{ id: string; blobId: BlobId }>;
+  /**
+   * Atomic: hands out up to `limit` active entries that are due (dueAt <= now, including entries whose
+   * lease expired), each with a new token. Parallel callers, on any node, never get the same entry.
+   */
+  lease(request: LeaseRequest): Promise<Lease[]>;
+  /** Extends a lease still held with this token; throws `stale_lease` otherwise. */
+  renew(id: string, token: number, leaseMs: number, now: number): Promise<number>;
+  /**
+   * Atomic with the token check: throws `stale_lease` when `token` is not the entry's current token (or the
+   * entry is gone); then records the outcomes, releases the lease, and sets the entry due at the earliest
+   * retryAt of a deferred recipient. Recipients not named stay pending and due now. When no recipient
+   * is pending any more, the entry is removed and its blob reference dropped.
+   */
+  complete(id: string, token: number, outcomes: RecipientOutcome[], now: number): Promise<CompleteResult>;
+  /** throws `not_found`. Holding a leased entry lets its holder finish but it will not be leased again. */
+  hold(id: string): Promise<void>;
+  /** throws `not_found`; makes a held entry active and due now */
+  release(id: string, now: number): Promise<void>;
+  /** Makes an entry due now (postqueue -f / -i). throws `not_found` */
+  requeue(id: string, now: number): Promise<void>;
+  /** Removes the entry whatever its state (postsuper -d). throws `not_found` */
+  remove(id: string): Promise<void>;
+  get(id: string): Promise<QueueEntry | null>;
+  /** oldest first */
+  list(filter?: { state?: QueueEntryState; limit?: number }): Promise<QueueEntry[]>;
+  counts(now: number): Promise<QueueCounts>;
+  /** The message bytes, verified against their hash. throws `not_found`, `corrupt` */
+  content(id: string): Promise<Buffer>;
+}
+
+// ---------------------------------------------------------------- mailboxes and messages
+
+export interface Mailbox {
+  id: number;
+  accountId: number;
+  name: string;
+  /** RFC 6154 attribute such as "\\Sent", or null */
+  specialUse: string | null;
+  subscribed: boolean;
+  uidValidity: number;
+  uidNext: number;
+  highestModseq: number;
+  messages: number;
+  unseen: number;
+  /** total bytes of the messages */
+  size: number;
+}
+
+export interface MessageMeta {
+  uid: number;
+  modseq: number;
+  flags: string[];
+  internalDate: number;
+  size: number;
+  blobId: BlobId;
+}
+
+export interface NewMessage {
+  /** content to store, or `blobId` of an existing blob (e.g. the queue's) to share */
+  content?: Buffer;
+  blobId?: BlobId;
+  flags?: string[];
+  internalDate?: number;
+  /** unique per account: appending the same key again returns the first message (duplicate: true) */
+  idempotencyKey?: string;
+}
+
+export interface AppendResult {
+  uid: number;
+  modseq: number;
+  uidValidity: number;
+  duplicate: boolean;
+}
+
+export type FlagOperation = 'add' | 'remove' | 'replace';
+
+export interface FlagUpdateResult {
+  updated: { uid: number; modseq: number; flags: string[] }[];
+  /** UIDs skipped because their modseq was above `unchangedSince` (CONDSTORE) */
+  modified: number[];
+}
+
+export interface CopyResult {
+  uidValidity: number;
+  /** [source uid, destination uid] pairs in source order */
+  uids: [number, number][];
+}
+
+export interface Quota {
+  bytes: number;
+  messages: number;
+  limitBytes: number | null;
+}
+
+export interface MailboxStore {
+  /** throws `exists`, `not_found` (account) */
+  create(accountId: number, name: string, options?: { specialUse?: string | null; subscribed?: boolean }): Promise<Mailbox>;
+  get(accountId: number, name: string): Promise<Mailbox | null>;
+  getById(id: number): Promise<Mailbox | null>;
+  /** sorted by name */
+  list(accountId: number): Promise<Mailbox[]>;
+  /**
+   * Atomic. With `separator`, children (`from` + separator + …) move along. UIDVALIDITY is kept.
+   * throws `not_found`, `exists`
+   */
+  rename(accountId: number, from: string, to: string, options?: { separator?: string }): Promise<void>;
+  /** Atomic: the mailbox and its messages (blob references dropped). throws `not_found` */
+  delete(accountId: number, name: string): Promise<void>;
+  /** throws `not_found` */
+  setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
+}
+
+export interface MessageStore {
+  /**
+   * Atomic and durable: allocates the next UID and MODSEQ of the mailbox. Concurrent appends get
+   * distinct, increasing UIDs and a reader never sees a gap. Throws `over_quota` when the account's quota
+   * would be exceeded, `not_found` for a missing mailbox or blob.
+   */
+  append(mailboxId: number, message: NewMessage, now: number): Promise<AppendResult>;
+  /** sorted by UID; all messages when `uids` is omitted */
+  list(mailboxId: number, uids?: UidRange[]): Promise<MessageMeta[]>;
+  /** Atomic; each changed message gets a new MODSEQ. `unchangedSince` as in CONDSTORE. */
+  setFlags(
+    mailboxId: number,
+    uids: UidRange[],
+    operation: FlagOperation,
+    flags: string[],
+    options?: { unchangedSince?: number },
+  ): Promise<FlagUpdateResult>;
+  /** Atomic: removes messages flagged \Deleted (only those in `uids` when given). Returns expunged UIDs. */
+  expunge(mailboxId: number, uids?: UidRange[]): Promise<number[]>;
+  /** Atomic. throws `not_found`, `over_quota` */
+  copy(fromMailboxId: number, uids: UidRange[], toMailboxId: number, now: number): Promise<CopyResult>;
+  /** Atomic copy + expunge from the source (regardless of \Deleted). */
+  move(fromMailboxId: number, uids: UidRange[], toMailboxId: number, now: number): Promise<CopyResult>;
+  /** verified against the hash; throws `not_found`, `corrupt` */
+  content(mailboxId: number, uid: number): Promise<Buffer>;
+  quota(accountId: number): Promise<Quota>;
+}
+
+// ---------------------------------------------------------------- change feed
+
+export type MailboxChange =
+  | { kind: 'append'; uid: number; modseq: number }
+  | { kind: 'flags'; uid: number; modseq: number; flags: string[] }
+  | { kind: 'expunge'; uid: number; modseq: number };
+
+export interface MailboxSignal {
+  mailboxId: number;
+  highestModseq: number;
+}
+
+/**
+ * `since` is the durable truth (built from messages and expunge records); `subscribe` is only a wake-up
+ * call, delivered within about a second, across processes on the postgres backend. A session that is
+ * woken asks `since` for what changed.
+ */
+export interface ChangeFeed {
+  /** changes with modseq > `modseq`, in modseq order */
+  since(mailboxId: number, modseq: number): Promise<MailboxChange[]>;
+  subscribe(mailboxId: number, listener: (signal: MailboxSignal) => void): () => void;
+}
+
+// ---------------------------------------------------------------- blobs
+
+export interface BlobStore {
+  /** Durable; content-addressed, so equal content is stored once. The new blob has no reference yet. */
+  put(content: Buffer): Promise<{ id: BlobId; size: number }>;
+  /** verified against the hash; throws `not_found`, `corrupt` */
+  get(id: BlobId): Promise<Buffer>;
+  /** Removes blobs without references older than `graceMs`, and stray files. Returns how many were removed. */
+  collect(now: number, graceMs: number): Promise<number>;
+  /** the reference count, or null when the blob is unknown (for tests and fsck) */
+  refs(id: BlobId): Promise<number | null>;
+}
+
+// ---------------------------------------------------------------- the store
+
+export type BackendName = 'embedded' | 'postgres';
+
+export interface Store {
+  readonly backend: BackendName;
+  readonly directory: DirectoryStore;
+  readonly queue: QueueStore;
+  readonly mailboxes: MailboxStore;
+  readonly messages: MessageStore;
+  readonly changes: ChangeFeed;
+  readonly blobs: BlobStore;
+  /** Applies pending schema migrations; returns the versions applied. Idempotent. */
+  migrate(): Promise<number[]>;
+  /** Checks the store is reachable and writable (health checks). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

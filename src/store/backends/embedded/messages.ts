@@ -1,0 +1,223 @@
+/*
+ * Message operations and the change log of the embedded backend. UID and MODSEQ come from the mailbox
+ * row inside the single writer's transaction, so they are gap-free to readers. Counters on the mailbox
+ * row are updated in the same statement batch as the messages. Bytes are never read here.
+ */
+import type { AppendResult, BlobId, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageMeta, Quota, UidRange } from '../../api.js';
+import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags } from '../../common.js';
+import { StoreError } from '../../errors.js';
+import { refBlob, refExistingBlob, unrefBlob } from './blobs.js';
+import { type OpContext, stmt } from './context.js';
+import { mailboxRowById, type MailboxRow } from './mailboxes.js';
+
+interface MessageRow {
+  mailbox_id: number;
+  uid: number;
+  account_id: number;
+  blob_id: string;
+  size: number;
+  internal_date: number;
+  flags: string;
+  seen: number;
+  modseq: number;
+  created_modseq: number;
+  idempotency_key: string | null;
+}
+
+/** What the main thread sends for an append: the blob is already durable when `fresh` is true. */
+export interface AppendRow {
+  blobId: BlobId;
+  size: number | null;
+  fresh: boolean;
+  flags: string[];
+  internalDate: number;
+  idempotencyKey: string | null;
+}
+
+const isSeen = (flags: readonly string[]) => (flags.some((f) => f.toLowerCase() === '\\seen') ? 1 : 0);
+const isDeleted = (flags: readonly string[]) => flags.some((f) => f.toLowerCase() === '\\deleted');
+
+const toMeta = (r: MessageRow): MessageMeta => ({
+  uid: r.uid,
+  modseq: r.modseq,
+  flags: JSON.parse(r.flags) as string[],
+  internalDate: r.internal_date,
+  size: r.size,
+  blobId: r.blob_id,
+});
+
+function rows(ctx: OpContext, mailboxId: number, uids?: UidRange[]): MessageRow[] {
+  if (!uids) return stmt(ctx, 'SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as MessageRow[];
+  const out: MessageRow[] = [];
+  const q = stmt(ctx, 'SELECT * FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid');
+  for (const r of mergeRanges(uids)) out.push(...(q.all(mailboxId, r.from, r.to) as MessageRow[]));
+  return out;
+}
+
+function checkQuota(ctx: OpContext, accountId: number, adding: number): void {
+  const a = stmt(ctx, 'SELECT quota_bytes FROM accounts WHERE id = ?').get(accountId) as { quota_bytes: number | null } | undefined;
+  if (!a || a.quota_bytes === null) return;
+  const used = (stmt(ctx, 'SELECT COALESCE(SUM(size), 0) AS used FROM mailboxes WHERE account_id = ?').get(accountId) as { used: number }).used;
+  if (used + adding > a.quota_bytes) throw new StoreError('over_quota', `quota of account ${accountId} exceeded`);
+}
+
+/** Inserts one message row at the mailbox's next UID and returns [uid, modseq]. */
+function insertMessage(ctx: OpContext, mb: MailboxRow, m: Omit<MessageRow, 'mailbox_id' | 'uid' | 'account_id' | 'modseq' | 'created_modseq' | 'seen'>): [number, number] {
+  const cur = mailboxRowById(ctx, mb.id);
+  const uid = cur.uid_next;
+  const modseq = cur.highest_modseq + 1;
+  const flags = JSON.parse(m.flags) as string[];
+  const seen = isSeen(flags);
+  stmt(
+    ctx,
+    `INSERT INTO messages (mailbox_id, uid, account_id, blob_id, size, internal_date, flags, seen, modseq, created_modseq, idempotency_key)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(mb.id, uid, mb.account_id, m.blob_id, m.size, m.internal_date, m.flags, seen, modseq, modseq, m.idempotency_key);
+  stmt(
+    ctx,
+    'UPDATE mailboxes SET uid_next = ?, highest_modseq = ?, messages = messages + 1, unseen = unseen + ?, size = size + ? WHERE id = ?',
+  ).run(uid + 1, modseq, 1 - seen, m.size, mb.id);
+  ctx.signal(mb.id, modseq);
+  return [uid, modseq];
+}
+
+function expungeRows(ctx: OpContext, mb: MailboxRow, victims: MessageRow[]): number[] {
+  let modseq = mailboxRowById(ctx, mb.id).highest_modseq;
+  let unseen = 0;
+  let size = 0;
+  for (const v of victims) {
+    modseq++;
+    stmt(ctx, 'DELETE FROM messages WHERE mailbox_id = ? AND uid = ?').run(mb.id, v.uid);
+    stmt(ctx, 'INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)').run(mb.id, v.uid, modseq);
+    unrefBlob(ctx, v.blob_id);
+    unseen += 1 - v.seen;
+    size += v.size;
+  }
+  if (victims.length > 0) {
+    stmt(ctx, 'UPDATE mailboxes SET highest_modseq = ?, messages = messages - ?, unseen = unseen - ?, size = size - ? WHERE id = ?').run(
+      modseq,
+      victims.length,
+      unseen,
+      size,
+      mb.id,
+    );
+    ctx.signal(mb.id, modseq);
+  }
+  return victims.map((v) => v.uid);
+}
+
+function copyRows(ctx: OpContext, fromId: number, uids: UidRange[], toId: number, now: number): [CopyResult, MessageRow[]] {
+  const src = rows(ctx, mailboxRowById(ctx, fromId).id, uids);
+  const dst = mailboxRowById(ctx, toId);
+  checkQuota(ctx, dst.account_id, src.reduce((n, r) => n + r.size, 0));
+  const pairs: [number, number][] = [];
+  for (const r of src) {
+    refExistingBlob(ctx, r.blob_id);
+    const [uid] = insertMessage(ctx, dst, { blob_id: r.blob_id, size: r.size, internal_date: r.internal_date || now, flags: r.flags, idempotency_key: null });
+    pairs.push([r.uid, uid]);
+  }
+  return [{ uidValidity: dst.uid_validity, uids: pairs }, src];
+}
+
+export function messageOps(ctx: OpContext) {
+  return {
+    append(mailboxId: number, m: AppendRow, now: number): AppendResult {
+      const mb = mailboxRowById(ctx, mailboxId);
+      if (m.idempotencyKey !== null) {
+        const dup = stmt(ctx, 'SELECT mailbox_id, uid, modseq FROM messages WHERE account_id = ? AND idempotency_key = ?').get(
+          mb.account_id,
+          m.idempotencyKey,
+        ) as { mailbox_id: number; uid: number; modseq: number } | undefined;
+        if (dup) return { uid: dup.uid, modseq: dup.modseq, uidValidity: mailboxRowById(ctx, dup.mailbox_id).uid_validity, duplicate: true };
+      }
+      let size: number;
+      if (m.fresh && m.size !== null) {
+        size = m.size;
+        checkQuota(ctx, mb.account_id, size);
+        refBlob(ctx, m.blobId, size, now);
+      } else {
+        size = refExistingBlob(ctx, m.blobId);
+        checkQuota(ctx, mb.account_id, size);
+      }
+      const flags = JSON.stringify(normalizeFlags(m.flags));
+      const [uid, modseq] = insertMessage(ctx, mb, { blob_id: m.blobId, size, internal_date: m.internalDate, flags, idempotency_key: m.idempotencyKey });
+      return { uid, modseq, uidValidity: mb.uid_validity, duplicate: false };
+    },
+    list(mailboxId: number, uids?: UidRange[]): MessageMeta[] {
+      return rows(ctx, mailboxId, uids).map(toMeta);
+    },
+    setFlags(mailboxId: number, uids: UidRange[], op: FlagOperation, flags: string[], options: { unchangedSince?: number } = {}): FlagUpdateResult {
+      const mb = mailboxRowById(ctx, mailboxId);
+      const wanted = normalizeFlags(flags);
+      let modseq = mb.highest_modseq;
+      let unseenDelta = 0;
+      const result: FlagUpdateResult = { updated: [], modified: [] };
+      const upd = stmt(ctx, 'UPDATE messages SET flags = ?, seen = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
+      for (const r of rows(ctx, mailboxId, uids)) {
+        const current = JSON.parse(r.flags) as string[];
+        const next = applyFlagOperation(current, op, wanted);
+        if (options.unchangedSince !== undefined && r.modseq > options.unchangedSince) {
+          result.modified.push(r.uid);
+          continue;
+        }
+        if (sameFlags(current, next)) continue;
+        modseq++;
+        const seen = isSeen(next);
+        unseenDelta += r.seen - seen;
+        upd.run(JSON.stringify(next), seen, modseq, mailboxId, r.uid);
+        result.updated.push({ uid: r.uid, modseq, flags: next });
+      }
+      if (modseq !== mb.highest_modseq) {
+        stmt(ctx, 'UPDATE mailboxes SET highest_modseq = ?, unseen = unseen + ? WHERE id = ?').run(modseq, unseenDelta, mailboxId);
+        ctx.signal(mailboxId, modseq);
+      }
+      return result;
+    },
+    expunge(mailboxId: number, uids?: UidRange[]): number[] {
+      const mb = mailboxRowById(ctx, mailboxId);
+      return expungeRows(ctx, mb, rows(ctx, mailboxId, uids).filter((r) => isDeleted(JSON.parse(r.flags) as string[])));
+    },
+    copy(fromId: number, uids: UidRange[], toId: number, now: number): CopyResult {
+      return copyRows(ctx, fromId, uids, toId, now)[0];
+    },
+    move(fromId: number, uids: UidRange[], toId: number, now: number): CopyResult {
+      const [result, src] = copyRows(ctx, fromId, uids, toId, now);
+      expungeRows(ctx, mailboxRowById(ctx, fromId), src);
+      return result;
+    },
+    blobOf(mailboxId: number, uid: number): BlobId {
+      const r = stmt(ctx, 'SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid = ?').get(mailboxId, uid) as { blob_id: string } | undefined;
+      if (!r) throw new StoreError('not_found', `message ${uid} not found in mailbox ${mailboxId}`);
+      return r.blob_id;
+    },
+    quota(accountId: number): Quota {
+      const a = stmt(ctx, 'SELECT quota_bytes FROM accounts WHERE id = ?').get(accountId) as { quota_bytes: number | null } | undefined;
+      if (!a) throw new StoreError('not_found', `account ${accountId} not found`);
+      const u = stmt(ctx, 'SELECT COALESCE(SUM(size), 0) AS bytes, COALESCE(SUM(messages), 0) AS messages FROM mailboxes WHERE account_id = ?').get(
+        accountId,
+      ) as { bytes: number; messages: number };
+      return { bytes: u.bytes, messages: u.messages, limitBytes: a.quota_bytes };
+    },
+    since(mailboxId: number, modseq: number): MailboxChange[] {
+      const changed = stmt(ctx, 'SELECT uid, modseq, created_modseq, flags FROM messages WHERE mailbox_id = ? AND modseq > ?').all(mailboxId, modseq) as {
+        uid: number;
+        modseq: number;
+        created_modseq: number;
+        flags: string;
+      }[];
+      const gone = stmt(ctx, 'SELECT uid, modseq FROM expunged WHERE mailbox_id = ? AND modseq > ?').all(mailboxId, modseq) as {
+        uid: number;
+        modseq: number;
+      }[];
+      const out: MailboxChange[] = [
+        ...changed.map((c): MailboxChange =>
+          c.created_modseq > modseq
+            ? { kind: 'append', uid: c.uid, modseq: c.modseq }
+            : { kind: 'flags', uid: c.uid, modseq: c.modseq, flags: JSON.parse(c.flags) as string[] },
+        ),
+        ...gone.map((g): MailboxChange => ({ kind: 'expunge', uid: g.uid, modseq: g.modseq })),
+      ];
+      return out.sort((a, b) => a.modseq - b.modseq);
+    },
+  };
+}

@@ -1,0 +1,111 @@
+/*
+ * Versioned SQLite schema of the embedded backend. Versions only ever get appended; a released
+ * migration is never edited. Runs inside the worker, in one transaction per version.
+ */
+import type { Database } from 'better-sqlite3';
+
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE domains (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+  CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    address TEXT NOT NULL UNIQUE,
+    domain TEXT NOT NULL REFERENCES domains(name),
+    password_hash TEXT,
+    quota_bytes INTEGER,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX accounts_domain ON accounts(domain);
+  CREATE TABLE aliases (
+    source TEXT PRIMARY KEY,
+    domain TEXT NOT NULL REFERENCES domains(name),
+    targets TEXT NOT NULL
+  );
+  CREATE INDEX aliases_domain ON aliases(domain);
+  CREATE TABLE blobs (
+    id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    refcount INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX blobs_unreferenced ON blobs(created_at) WHERE refcount = 0;
+  CREATE TABLE queue (
+    id TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    blob_id TEXT NOT NULL REFERENCES blobs(id),
+    size INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    due_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_token INTEGER NOT NULL DEFAULT 0,
+    lease_expires_at INTEGER
+  );
+  CREATE INDEX queue_due ON queue(state, due_at);
+  CREATE TABLE queue_recipients (
+    id INTEGER PRIMARY KEY,
+    queue_id TEXT NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    orcpt TEXT,
+    notify TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+  );
+  CREATE INDEX queue_recipients_queue ON queue_recipients(queue_id);
+  CREATE TABLE mailboxes (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    special_use TEXT,
+    subscribed INTEGER NOT NULL DEFAULT 0,
+    uid_validity INTEGER NOT NULL,
+    uid_next INTEGER NOT NULL DEFAULT 1,
+    highest_modseq INTEGER NOT NULL DEFAULT 1,
+    messages INTEGER NOT NULL DEFAULT 0,
+    unseen INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account_id, name)
+  );
+  CREATE TABLE messages (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    account_id INTEGER NOT NULL,
+    blob_id TEXT NOT NULL REFERENCES blobs(id),
+    size INTEGER NOT NULL,
+    internal_date INTEGER NOT NULL,
+    flags TEXT NOT NULL,
+    seen INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    created_modseq INTEGER NOT NULL,
+    idempotency_key TEXT,
+    PRIMARY KEY (mailbox_id, uid)
+  ) WITHOUT ROWID;
+  CREATE UNIQUE INDEX messages_idempotency ON messages(account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+  CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+  CREATE TABLE expunged (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export function migrate(db: Database): number[] {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  const applied = new Set(
+    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+  );
+  const done: number[] = [];
+  MIGRATIONS.forEach((sql, i) => {
+    const version = i + 1;
+    if (applied.has(version)) return;
+    db.exec(sql);
+    db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now());
+    done.push(version);
+  });
+  return done;
+}

@@ -1,0 +1,31 @@
+/*
+ * The table of synchronous operations the embedded worker can run, by namespace. The main thread
+ * derives its typed client from this table (rpc.ts), so a renamed operation fails to compile.
+ */
+import { blobOps } from './blobs.js';
+import type { OpContext } from './context.js';
+import { directoryOps } from './directory.js';
+import { mailboxOps } from './mailboxes.js';
+import { messageOps } from './messages.js';
+import { migrate } from './migrations.js';
+import { queueOps } from './queue.js';
+
+export function createOps(ctx: OpContext) {
+  const clock = () => Date.now();
+  return {
+    admin: {
+      migrate: () => migrate(ctx.db),
+      ping: () => {
+        ctx.db.prepare('SELECT 1').get();
+      },
+    },
+    directory: directoryOps(ctx, clock),
+    queue: queueOps(ctx),
+    mailboxes: mailboxOps(ctx, clock),
+    messages: messageOps(ctx),
+    blobs: blobOps(ctx),
+  };
+}
+
+export type Ops = ReturnType<typeof createOps>;
+export type Namespace = keyof Ops;

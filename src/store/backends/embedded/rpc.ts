@@ -1,0 +1,91 @@
+/*
+ * Main-thread client of the embedded worker: numbered requests, promises settled by replies, and a
+ * typed view of each operation namespace. If the worker dies, every waiting call fails with
+ * `unavailable` and later calls fail at once; nothing is retried here.
+ */
+import { Worker } from 'node:worker_threads';
+import { StoreError } from '../../errors.js';
+import type { Namespace, Ops } from './ops.js';
+import type { Reply, Request, WorkerInit } from './worker.js';
+
+type Promisified<T> = { [K in keyof T]: T[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<R> : never };
+export type Remote<N extends Namespace> = Promisified<Ops[N]>;
+
+export class WorkerClient {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private nextId = 1;
+  private dead: Error | null = null;
+  private closed: Promise<void> | null = null;
+
+  private constructor(worker: Worker, private readonly onSignal: (mailboxId: number, modseq: number) => void) {
+    this.worker = worker;
+  }
+
+  static start(init: WorkerInit, onSignal: (mailboxId: number, modseq: number) => void): Promise<WorkerClient> {
+    const fromSource = import.meta.url.endsWith('.ts');
+    const entry = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
+    const worker = fromSource
+      ? new Worker(new URL('./tsx-worker.mjs', import.meta.url), { workerData: { ...init, entry: entry.href } })
+      : new Worker(entry, { workerData: init });
+    const client = new WorkerClient(worker, onSignal);
+    return new Promise((resolve, reject) => {
+      const fail = (err: Error) => reject(new StoreError('unavailable', `embedded store: ${err.message}`, { cause: err }));
+      worker.once('error', fail);
+      worker.on('message', (m: Reply) => {
+        if ('ready' in m) {
+          worker.off('error', fail);
+          worker.on('error', (err) => client.die(err));
+          resolve(client);
+        } else if ('fatal' in m) {
+          fail(new Error(m.fatal));
+        } else client.settle(m);
+      });
+      worker.on('exit', () => client.die(new Error('worker exited')));
+    });
+  }
+
+  call(op: string, args: unknown[]): Promise<unknown> {
+    if (this.dead) return Promise.reject(new StoreError('unavailable', `embedded store: ${this.dead.message}`));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, args } satisfies Request);
+    });
+  }
+
+  namespace<N extends Namespace>(ns: N): Remote<N> {
+    return new Proxy({} as Remote<N>, {
+      get: (_t, name) => (typeof name === 'string' ? (...args: unknown[]) => this.call(`${ns}.${name}`, args) : undefined),
+    });
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = new Promise((resolve) => {
+        this.worker.once('exit', () => resolve());
+        this.worker.postMessage({ close: true });
+      });
+    }
+    return this.closed;
+  }
+
+  private settle(m: Reply): void {
+    if ('signal' in m) {
+      for (const [mailboxId, modseq] of m.signal) this.onSignal(mailboxId, modseq);
+      return;
+    }
+    if (!('id' in m)) return;
+    const w = this.waiting.get(m.id);
+    if (!w) return;
+    this.waiting.delete(m.id);
+    if (m.ok) w.resolve(m.value);
+    else w.reject(new StoreError(m.kind, m.message));
+  }
+
+  private die(err: Error): void {
+    this.dead ??= err;
+    for (const w of this.waiting.values()) w.reject(new StoreError('unavailable', `embedded store: ${err.message}`));
+    this.waiting.clear();
+  }
+}

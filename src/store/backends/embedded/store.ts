@@ -1,0 +1,159 @@
+/*
+ * The embedded backend (default, one node): SQLite in a worker thread for rows, content-addressed files
+ * for bytes. Bytes are written and fsynced here, in the main thread's I/O pool, before the worker commits
+ * the rows that name them; the worker commits in groups. Change signals stay in this process.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type {
+  AppendResult,
+  BlobId,
+  BlobStore,
+  ChangeFeed,
+  DirectoryStore,
+  MailboxSignal,
+  MailboxStore,
+  MessageStore,
+  NewMessage,
+  NewQueueMessage,
+  QueueStore,
+  Store,
+} from '../../api.js';
+import { newQueueId, sha256 } from '../../common.js';
+import { isStoreError, StoreError } from '../../errors.js';
+import { BLOB_FILE_MISSING } from './blobs.js';
+import { BlobFiles } from './blobfiles.js';
+import { WorkerClient } from './rpc.js';
+
+export async function openEmbeddedStore(config: { path: string }): Promise<Store> {
+  const root = resolve(config.path);
+  try {
+    await mkdir(root, { recursive: true });
+  } catch (err) {
+    throw new StoreError('unavailable', `cannot create store directory ${root}: ${(err as Error).message}`, { cause: err });
+  }
+  const files = await BlobFiles.open(join(root, 'blobs'));
+  const events = new EventEmitter().setMaxListeners(0);
+  const client = await WorkerClient.start({ dbPath: join(root, 'cartero.sqlite'), blobRoot: files.root }, (mailboxId, highestModseq) =>
+    events.emit(String(mailboxId), { mailboxId, highestModseq } satisfies MailboxSignal),
+  );
+  return new EmbeddedStore(client, files, events);
+}
+
+/** Runs a commit that references a freshly written blob; rewrites the file once if a collect raced it away. */
+async function withBlob<T>(files: BlobFiles, content: Buffer, id: BlobId, fn: () => Promise<T>): Promise<T> {
+  await files.write(content, id);
+  try {
+    return await fn();
+  } catch (err) {
+    if (!isStoreError(err, 'not_found') || !err.message.startsWith(BLOB_FILE_MISSING)) throw err;
+    await files.write(content, id);
+    return fn();
+  }
+}
+
+class EmbeddedStore implements Store {
+  readonly backend = 'embedded' as const;
+  readonly directory: DirectoryStore;
+  readonly mailboxes: MailboxStore;
+  readonly queue: QueueStore;
+  readonly messages: MessageStore;
+  readonly changes: ChangeFeed;
+  readonly blobs: BlobStore;
+
+  constructor(
+    private readonly client: WorkerClient,
+    private readonly files: BlobFiles,
+    events: EventEmitter,
+  ) {
+    this.directory = client.namespace('directory');
+    this.mailboxes = client.namespace('mailboxes');
+    const q = client.namespace('queue');
+    const m = client.namespace('messages');
+    const b = client.namespace('blobs');
+
+    this.queue = {
+      commit: async (msg: NewQueueMessage, now: number) => {
+        const blobId = sha256(msg.content);
+        const id = newQueueId(now);
+        await withBlob(files, msg.content, blobId, () =>
+          q.commit({
+            id,
+            sender: msg.sender,
+            recipients: msg.recipients,
+            blobId,
+            size: msg.content.length,
+            meta: msg.meta ?? {},
+            hold: msg.hold ?? false,
+            dueAt: msg.dueAt ?? now,
+            now,
+          }),
+        );
+        return { id, blobId };
+      },
+      lease: (r) => q.lease(r),
+      renew: (id, token, leaseMs, now) => q.renew(id, token, leaseMs, now),
+      complete: (id, token, outcomes, now) => q.complete(id, token, outcomes, now),
+      hold: (id) => q.hold(id),
+      release: (id, now) => q.release(id, now),
+      requeue: (id, now) => q.requeue(id, now),
+      remove: (id) => q.remove(id),
+      get: (id) => q.get(id),
+      list: (filter) => q.list(filter),
+      counts: (now) => q.counts(now),
+      content: async (id) => files.read(await q.blobOf(id)),
+    };
+
+    this.messages = {
+      append: (mailboxId: number, msg: NewMessage, now: number): Promise<AppendResult> => {
+        const base = { flags: msg.flags ?? [], internalDate: msg.internalDate ?? now, idempotencyKey: msg.idempotencyKey ?? null };
+        if (msg.content) {
+          const content = msg.content;
+          const blobId = sha256(content);
+          return withBlob(files, content, blobId, () => m.append(mailboxId, { ...base, blobId, size: content.length, fresh: true }, now));
+        }
+        if (!msg.blobId) return Promise.reject(new StoreError('invalid', 'append needs content or blobId'));
+        return m.append(mailboxId, { ...base, blobId: msg.blobId, size: null, fresh: false }, now);
+      },
+      list: (mailboxId, uids) => m.list(mailboxId, uids),
+      setFlags: (mailboxId, uids, op, flags, options) => m.setFlags(mailboxId, uids, op, flags, options),
+      expunge: (mailboxId, uids) => m.expunge(mailboxId, uids),
+      copy: (from, uids, to, now) => m.copy(from, uids, to, now),
+      move: (from, uids, to, now) => m.move(from, uids, to, now),
+      content: async (mailboxId, uid) => files.read(await m.blobOf(mailboxId, uid)),
+      quota: (accountId) => m.quota(accountId),
+    };
+
+    this.changes = {
+      since: (mailboxId, modseq) => m.since(mailboxId, modseq),
+      subscribe: (mailboxId, listener) => {
+        events.on(String(mailboxId), listener);
+        return () => events.off(String(mailboxId), listener);
+      },
+    };
+
+    this.blobs = {
+      put: async (content) => {
+        const id = sha256(content);
+        await withBlob(files, content, id, () => b.register(id, content.length, Date.now()));
+        return { id, size: content.length };
+      },
+      get: (id) => files.read(id),
+      collect: async (now, graceMs) => b.collect(now, graceMs, await this.files.filesOlderThan(now - graceMs)),
+      refs: (id) => b.refs(id),
+    };
+  }
+
+  migrate(): Promise<number[]> {
+    return this.client.namespace('admin').migrate();
+  }
+
+  ping(): Promise<void> {
+    return this.client.namespace('admin').ping();
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}

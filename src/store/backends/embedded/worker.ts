@@ -1,0 +1,129 @@
+/*
+ * The embedded backend's single SQLite writer, in a worker thread so that a synchronous SQLite call or a
+ * WAL fsync never stalls the event loop of the protocol servers. Requests that arrive while a batch
+ * commits are run together in the next transaction (group commit: one fsync for many messages); each
+ * request runs in its own savepoint so one failure does not undo the others. Replies and change signals
+ * are posted only after COMMIT returns, i.e. after the data is durable (synchronous=FULL).
+ */
+import Database from 'better-sqlite3';
+import { parentPort, workerData } from 'node:worker_threads';
+import { StoreError } from '../../errors.js';
+import { BlobFiles } from './blobfiles.js';
+import type { OpContext } from './context.js';
+import { createOps, type Ops } from './ops.js';
+
+export interface WorkerInit {
+  dbPath: string;
+  blobRoot: string;
+}
+
+export interface Request {
+  id: number;
+  op: string;
+  args: unknown[];
+}
+
+export type Reply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; kind: StoreError['kind']; message: string }
+  | { signal: [number, number][] }
+  | { ready: true }
+  | { fatal: string };
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+
+function openDatabase(path: string): Database.Database {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
+
+function toReply(id: number, err: unknown): Reply {
+  if (err instanceof StoreError) return { id, ok: false, kind: err.kind, message: err.message };
+  const code = (err as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_CONSTRAINT')) return { id, ok: false, kind: 'conflict', message: (err as Error).message };
+  return { id, ok: false, kind: 'unavailable', message: `embedded store: ${(err as Error).message}` };
+}
+
+function run(ops: Ops, req: Request): unknown {
+  const [ns, name] = req.op.split('.') as [keyof Ops, string];
+  const table = ops[ns] as Record<string, (...a: unknown[]) => unknown> | undefined;
+  const fn = table?.[name];
+  if (!fn) throw new StoreError('invalid', `unknown operation ${req.op}`);
+  return fn(...req.args);
+}
+
+function main(): void {
+  let db: Database.Database;
+  let files: BlobFiles;
+  try {
+    db = openDatabase(init.dbPath);
+    files = BlobFiles.attach(init.blobRoot);
+  } catch (err) {
+    port.postMessage({ fatal: (err as Error).message } satisfies Reply);
+    return;
+  }
+  const signals = new Map<number, number>();
+  const ctx: OpContext = {
+    db,
+    blobFileExists: (id) => files.existsSync(id),
+    unlinkBlobFile: (id) => files.unlinkSync(id),
+    signal: (mailboxId, modseq) => signals.set(mailboxId, Math.max(modseq, signals.get(mailboxId) ?? 0)),
+  };
+  const ops = createOps(ctx);
+  let pending: Request[] = [];
+  let scheduled = false;
+
+  const flush = () => {
+    scheduled = false;
+    const batch = pending;
+    pending = [];
+    let replies: Reply[] = [];
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      for (const req of batch) {
+        db.exec('SAVEPOINT op');
+        try {
+          const value = run(ops, req);
+          db.exec('RELEASE op');
+          replies.push({ id: req.id, ok: true, value });
+        } catch (err) {
+          db.exec('ROLLBACK TO op');
+          db.exec('RELEASE op');
+          replies.push(toReply(req.id, err));
+        }
+      }
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      signals.clear();
+      replies = batch.map((req) => toReply(req.id, err));
+    }
+    for (const r of replies) port.postMessage(r);
+    if (signals.size > 0) {
+      port.postMessage({ signal: [...signals] } satisfies Reply);
+      signals.clear();
+    }
+  };
+
+  port.on('message', (msg: Request | { close: true }) => {
+    if ('close' in msg) {
+      if (pending.length > 0) flush();
+      db.close();
+      port.close();
+      return;
+    }
+    pending.push(msg);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  });
+  port.postMessage({ ready: true } satisfies Reply);
+}
+
+main();

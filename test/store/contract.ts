@@ -1,0 +1,519 @@
+/*
+ * The store contract: one suite that every backend must pass. Backend test files call
+ * runStoreContract with a factory that opens a fresh, empty, migrated store for each test.
+ * It checks behaviour through the public API only, never a backend's tables.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, test } from 'node:test';
+import type { Store } from '../../src/store/api.js';
+import { StoreError } from '../../src/store/errors.js';
+
+export interface ContractHandle {
+  store: Store;
+  cleanup(): Promise<void>;
+  /** damages the stored bytes of a blob so that reads must detect it */
+  corruptBlob?(id: string): Promise<void>;
+  /** a second, independent Store on the same data (another node); postgres only */
+  openPeer?(): Promise<Store>;
+}
+
+type Open = () => Promise<ContractHandle>;
+
+const T0 = Date.UTC(2026, 10, 26, 10, 0, 0);
+
+async function rejectsKind(p: Promise<unknown>, kind: StoreError['kind']): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof StoreError, `expected StoreError(${kind}), got ${String(err)}`);
+    assert.equal(err.kind, kind);
+    return true;
+  });
+}
+
+function message(body: string, extra = ''): Buffer {
+  return Buffer.from(`From: a@example.test\r\nTo: b@example.test\r\nSubject: t${extra}\r\n\r\n${body}\r\n`);
+}
+
+async function withStore(open: Open, fn: (h: ContractHandle) => Promise<void>): Promise<void> {
+  const h = await open();
+  try {
+    await fn(h);
+  } finally {
+    await h.cleanup();
+  }
+}
+
+async function setupAccount(store: Store, address = 'alice@example.test', quotaBytes: number | null = null) {
+  const domain = address.slice(address.indexOf('@') + 1);
+  if (!(await store.directory.getDomain(domain))) await store.directory.addDomain(domain);
+  const account = await store.directory.addAccount({ address, passwordHash: 'x', quotaBytes });
+  const inbox = await store.mailboxes.create(account.id, 'INBOX');
+  return { account, inbox };
+}
+
+export function runStoreContract(name: string, open: Open): void {
+  const t = (title: string, fn: (h: ContractHandle) => Promise<void>) => test(title, () => withStore(open, fn));
+
+  describe(`store contract: ${name}`, () => {
+    describe('directory', () => {
+      t('domains: add, get, list, remove, errors', async ({ store }) => {
+        const d = await store.directory.addDomain('Example.TEST');
+        assert.equal(d.name, 'example.test');
+        await rejectsKind(store.directory.addDomain('example.test'), 'exists');
+        await store.directory.addDomain('b.test');
+        assert.deepEqual((await store.directory.listDomains()).map((x) => x.name), ['b.test', 'example.test']);
+        assert.equal((await store.directory.getDomain('EXAMPLE.test'))?.name, 'example.test');
+        await store.directory.removeDomain('b.test');
+        await rejectsKind(store.directory.removeDomain('b.test'), 'not_found');
+        assert.equal(await store.directory.getDomain('b.test'), null);
+        await rejectsKind(store.directory.addDomain('bad domain'), 'invalid');
+      });
+
+      t('accounts: add, case-insensitive lookup, passwd, quota, remove', async ({ store }) => {
+        await rejectsKind(store.directory.addAccount({ address: 'bob@nodomain.test', passwordHash: 'h' }), 'not_found');
+        await store.directory.addDomain('example.test');
+        const a = await store.directory.addAccount({ address: 'Bob@Example.test', passwordHash: 'h1', quotaBytes: 1000 });
+        assert.equal(a.address, 'bob@example.test');
+        assert.equal(a.domain, 'example.test');
+        assert.equal(a.quotaBytes, 1000);
+        await rejectsKind(store.directory.addAccount({ address: 'bob@example.test', passwordHash: 'h' }), 'exists');
+        assert.equal((await store.directory.getAccount('BOB@example.test'))?.id, a.id);
+        assert.equal((await store.directory.getAccountById(a.id))?.address, 'bob@example.test');
+        await store.directory.setPassword('bob@example.test', 'h2');
+        assert.equal((await store.directory.getAccount('bob@example.test'))?.passwordHash, 'h2');
+        await store.directory.setQuota('bob@example.test', null);
+        assert.equal((await store.directory.getAccount('bob@example.test'))?.quotaBytes, null);
+        await store.directory.addAccount({ address: 'amy@example.test', passwordHash: null });
+        assert.deepEqual((await store.directory.listAccounts()).map((x) => x.address), ['amy@example.test', 'bob@example.test']);
+        assert.deepEqual((await store.directory.listAccounts('other.test')).length, 0);
+        await rejectsKind(store.directory.removeDomain('example.test'), 'conflict');
+        await store.directory.removeAccount('bob@example.test');
+        assert.equal(await store.directory.getAccount('bob@example.test'), null);
+        await rejectsKind(store.directory.removeAccount('bob@example.test'), 'not_found');
+        await rejectsKind(store.directory.setPassword('bob@example.test', 'x'), 'not_found');
+        await rejectsKind(store.directory.setQuota('bob@example.test', 1), 'not_found');
+      });
+
+      t('aliases: add, catch-all, clash with accounts, remove', async ({ store }) => {
+        await store.directory.addDomain('example.test');
+        await store.directory.addAccount({ address: 'bob@example.test', passwordHash: null });
+        await rejectsKind(store.directory.addAlias({ source: 'x@other.test', targets: ['bob@example.test'] }), 'not_found');
+        await rejectsKind(store.directory.addAlias({ source: 'bob@example.test', targets: ['a@b.test'] }), 'exists');
+        await rejectsKind(store.directory.addAlias({ source: 'post@example.test', targets: [] }), 'invalid');
+        await store.directory.addAlias({ source: 'Postmaster@example.test', targets: ['bob@example.test', 'ext@remote.test'] });
+        await store.directory.addAlias({ source: '@example.test', targets: ['bob@example.test'] });
+        await rejectsKind(store.directory.addAccount({ address: 'postmaster@example.test', passwordHash: null }), 'exists');
+        assert.deepEqual(await store.directory.getAlias('postmaster@EXAMPLE.test'), {
+          source: 'postmaster@example.test',
+          targets: ['bob@example.test', 'ext@remote.test'],
+        });
+        assert.deepEqual((await store.directory.listAliases('example.test')).map((a) => a.source), ['@example.test', 'postmaster@example.test']);
+        await store.directory.removeAlias('postmaster@example.test');
+        await rejectsKind(store.directory.removeAlias('postmaster@example.test'), 'not_found');
+        assert.equal(await store.directory.getAlias('postmaster@example.test'), null);
+      });
+    });
+
+    describe('queue', () => {
+      const rcpts = (...a: string[]) => a.map((address) => ({ address }));
+
+      t('commit stores blob, envelope and recipients; content is verified', async ({ store }) => {
+        const content = message('hello');
+        const { id, blobId } = await store.queue.commit(
+          { sender: 'a@x.test', recipients: [{ address: 'b@y.test', orcpt: 'rfc822;b@y.test', notify: ['FAILURE'] }, { address: 'c@y.test' }], content, meta: { client: '127.0.0.1', envid: 'E1' } },
+          T0,
+        );
+        const e = await store.queue.get(id);
+        assert.ok(e);
+        assert.equal(e.sender, 'a@x.test');
+        assert.equal(e.blobId, blobId);
+        assert.equal(e.size, content.length);
+        assert.equal(e.state, 'active');
+        assert.equal(e.dueAt, T0);
+        assert.equal(e.receivedAt, T0);
+        assert.deepEqual(e.meta, { client: '127.0.0.1', envid: 'E1' });
+        assert.deepEqual(e.recipients.map((r) => [r.address, r.state, r.orcpt, r.notify]), [
+          ['b@y.test', 'pending', 'rfc822;b@y.test', ['FAILURE']],
+          ['c@y.test', 'pending', null, null],
+        ]);
+        assert.deepEqual(await store.queue.content(id), content);
+        assert.equal(await store.blobs.refs(blobId), 1);
+        const again = await store.queue.commit({ sender: '', recipients: rcpts('d@y.test'), content }, T0);
+        assert.equal(again.blobId, blobId, 'equal content is stored once');
+        assert.equal(await store.blobs.refs(blobId), 2);
+        assert.equal((await store.queue.get(again.id))?.sender, '');
+        await rejectsKind(store.queue.content('NOSUCHID'), 'not_found');
+      });
+
+      t('lease hands out due, active entries only, and bumps attempts', async ({ store }) => {
+        const a = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message('a') }, T0);
+        await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message('b'), dueAt: T0 + 60_000 }, T0);
+        await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message('c'), hold: true }, T0);
+        const leases = await store.queue.lease({ owner: 'n1', limit: 10, leaseMs: 120_000, now: T0 });
+        assert.deepEqual(leases.map((l) => l.entry.id), [a.id]);
+        const l = leases[0]!;
+        assert.equal(l.expiresAt, T0 + 120_000);
+        assert.equal(l.entry.leaseOwner, 'n1');
+        assert.equal(l.entry.attempts, 1);
+        assert.equal(l.entry.recipients.length, 1);
+        assert.equal((await store.queue.lease({ owner: 'n2', limit: 10, leaseMs: 30_000, now: T0 + 1 })).length, 0, 'leased entry is not due');
+        const later = await store.queue.lease({ owner: 'n2', limit: 10, leaseMs: 30_000, now: T0 + 60_000 });
+        assert.equal(later.length, 1, 'the delayed entry became due; the leased one is still held');
+        const counts = await store.queue.counts(T0 + 60_000);
+        assert.deepEqual(counts, { active: 2, held: 1, leased: 2, due: 0 });
+      });
+
+      t('parallel lease calls never hand one entry to two callers', async ({ store }) => {
+        const ids: string[] = [];
+        for (let i = 0; i < 40; i++) ids.push((await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message(`m${i}`) }, T0)).id);
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => store.queue.lease({ owner: `w${i}`, limit: 5, leaseMs: 30_000, now: T0 + 10 })),
+        );
+        const got = results.flat().map((l) => l.entry.id);
+        assert.equal(new Set(got).size, got.length, 'an entry was handed out twice');
+        assert.equal(got.length, 40);
+        assert.deepEqual([...got].sort(), [...ids].sort());
+      });
+
+      t('an expired lease is handed out again and the stale token is refused', async ({ store }) => {
+        const { id } = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message('x') }, T0);
+        const [first] = await store.queue.lease({ owner: 'n1', limit: 1, leaseMs: 1000, now: T0 });
+        assert.ok(first);
+        assert.equal((await store.queue.lease({ owner: 'n2', limit: 1, leaseMs: 1000, now: T0 + 999 })).length, 0);
+        const [second] = await store.queue.lease({ owner: 'n2', limit: 1, leaseMs: 1000, now: T0 + 1001 });
+        assert.ok(second, 'expired lease was not handed out again');
+        assert.equal(second.entry.id, id);
+        assert.ok(second.token !== first.token);
+        assert.equal(second.entry.attempts, 2);
+        const rid = first.entry.recipients[0]!.id;
+        await rejectsKind(store.queue.complete(id, first.token, [{ recipientId: rid, outcome: 'done' }], T0 + 1100), 'stale_lease');
+        await rejectsKind(store.queue.renew(id, first.token, 1000, T0 + 1100), 'stale_lease');
+        assert.equal((await store.queue.get(id))?.recipients[0]?.state, 'pending', 'stale holder changed nothing');
+        const res = await store.queue.complete(id, second.token, [{ recipientId: rid, outcome: 'done' }], T0 + 1200);
+        assert.deepEqual(res, { pending: 0, removed: true });
+        assert.equal(await store.queue.get(id), null);
+        await rejectsKind(store.queue.complete(id, second.token, [{ recipientId: rid, outcome: 'done' }], T0 + 1300), 'stale_lease');
+      });
+
+      t('complete records per-recipient outcomes, defers, then removes and drops the blob reference', async ({ store }) => {
+        const { id, blobId } = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('a@y.test', 'b@y.test', 'c@y.test', 'd@y.test'), content: message('x') }, T0);
+        const [l] = await store.queue.lease({ owner: 'n1', limit: 1, leaseMs: 60_000, now: T0 });
+        assert.ok(l);
+        const [a, b, c, d] = l.entry.recipients;
+        assert.ok(a && b && c && d);
+        const r1 = await store.queue.complete(
+          id,
+          l.token,
+          [
+            { recipientId: a.id, outcome: 'done' },
+            { recipientId: b.id, outcome: 'failed', reason: '550 5.1.1 no such user' },
+            { recipientId: c.id, outcome: 'deferred', reason: '451 4.3.0 try later', retryAt: T0 + 300_000 },
+            { recipientId: d.id, outcome: 'deferred', reason: 'connection refused', retryAt: T0 + 200_000 },
+          ],
+          T0 + 10,
+        );
+        assert.deepEqual(r1, { pending: 2, removed: false });
+        const e = await store.queue.get(id);
+        assert.ok(e);
+        assert.equal(e.dueAt, T0 + 200_000);
+        assert.equal(e.leaseOwner, null);
+        const byAddr = new Map(e.recipients.map((r) => [r.address, r]));
+        assert.equal(byAddr.get('a@y.test')?.state, 'done');
+        assert.equal(byAddr.get('b@y.test')?.state, 'failed');
+        assert.equal(byAddr.get('b@y.test')?.lastError, '550 5.1.1 no such user');
+        assert.equal(byAddr.get('c@y.test')?.state, 'pending');
+        assert.equal(byAddr.get('c@y.test')?.lastError, '451 4.3.0 try later');
+        assert.equal((await store.queue.lease({ owner: 'n1', limit: 1, leaseMs: 1000, now: T0 + 199_999 })).length, 0);
+        const [l2] = await store.queue.lease({ owner: 'n1', limit: 1, leaseMs: 1000, now: T0 + 200_000 });
+        assert.ok(l2);
+        assert.deepEqual(l2.entry.recipients.filter((r) => r.state === 'pending').map((r) => r.address), ['c@y.test', 'd@y.test']);
+        const r2 = await store.queue.complete(id, l2.token, [{ recipientId: c.id, outcome: 'done' }], T0 + 200_001);
+        assert.deepEqual(r2, { pending: 1, removed: false });
+        assert.equal((await store.queue.get(id))?.dueAt, T0 + 200_001, 'an unnamed pending recipient is due now');
+        const [l3] = await store.queue.lease({ owner: 'n1', limit: 1, leaseMs: 1000, now: T0 + 200_002 });
+        assert.ok(l3);
+        const renewed = await store.queue.renew(id, l3.token, 5000, T0 + 200_003);
+        assert.equal(renewed, T0 + 205_003);
+        assert.deepEqual(await store.queue.complete(id, l3.token, [{ recipientId: d.id, outcome: 'done' }], T0 + 200_004), { pending: 0, removed: true });
+        assert.equal(await store.blobs.refs(blobId), 0);
+      });
+
+      t('hold, release, requeue, remove, list', async ({ store }) => {
+        const a = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message('a') }, T0);
+        const b = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message('b'), dueAt: T0 + 999_999 }, T0 + 1);
+        await store.queue.hold(a.id);
+        assert.equal((await store.queue.get(a.id))?.state, 'held');
+        assert.equal((await store.queue.lease({ owner: 'n', limit: 5, leaseMs: 1000, now: T0 + 5 })).length, 0);
+        assert.deepEqual((await store.queue.list({ state: 'held' })).map((e) => e.id), [a.id]);
+        assert.deepEqual((await store.queue.list()).map((e) => e.id), [a.id, b.id]);
+        await store.queue.release(a.id, T0 + 10);
+        await store.queue.requeue(b.id, T0 + 10);
+        assert.equal((await store.queue.lease({ owner: 'n', limit: 5, leaseMs: 1000, now: T0 + 10 })).length, 2);
+        await store.queue.remove(a.id);
+        assert.equal(await store.queue.get(a.id), null);
+        await rejectsKind(store.queue.hold(a.id), 'not_found');
+        await rejectsKind(store.queue.release(a.id, T0), 'not_found');
+        await rejectsKind(store.queue.requeue(a.id, T0), 'not_found');
+        await rejectsKind(store.queue.remove(a.id), 'not_found');
+        assert.equal((await store.queue.list({ limit: 10 })).length, 1);
+      });
+    });
+
+    describe('mailboxes', () => {
+      t('create, get, list, subscribe, rename with children, delete', async ({ store }) => {
+        const { account, inbox } = await setupAccount(store);
+        assert.equal(inbox.uidNext, 1);
+        assert.equal(inbox.messages, 0);
+        assert.ok(inbox.uidValidity > 0);
+        await rejectsKind(store.mailboxes.create(account.id, 'INBOX'), 'exists');
+        await rejectsKind(store.mailboxes.create(999_999, 'X'), 'not_found');
+        const sent = await store.mailboxes.create(account.id, 'Sent', { specialUse: '\\Sent', subscribed: true });
+        assert.equal(sent.specialUse, '\\Sent');
+        assert.equal(sent.subscribed, true);
+        await store.mailboxes.create(account.id, 'Work');
+        await store.mailboxes.create(account.id, 'Work/Projects');
+        await store.mailboxes.create(account.id, 'Workshop');
+        await store.mailboxes.setSubscribed(account.id, 'Work', true);
+        assert.equal((await store.mailboxes.get(account.id, 'Work'))?.subscribed, true);
+        await rejectsKind(store.mailboxes.setSubscribed(account.id, 'Nope', true), 'not_found');
+        const before = await store.mailboxes.get(account.id, 'Work/Projects');
+        await store.mailboxes.rename(account.id, 'Work', 'Jobs', { separator: '/' });
+        assert.deepEqual((await store.mailboxes.list(account.id)).map((m) => m.name), ['INBOX', 'Jobs', 'Jobs/Projects', 'Sent', 'Workshop']);
+        const after = await store.mailboxes.get(account.id, 'Jobs/Projects');
+        assert.equal(after?.id, before?.id);
+        assert.equal(after?.uidValidity, before?.uidValidity);
+        await rejectsKind(store.mailboxes.rename(account.id, 'Jobs', 'Sent'), 'exists');
+        await rejectsKind(store.mailboxes.rename(account.id, 'Nope', 'X'), 'not_found');
+        await store.mailboxes.delete(account.id, 'Jobs/Projects');
+        await rejectsKind(store.mailboxes.delete(account.id, 'Jobs/Projects'), 'not_found');
+        assert.equal(await store.mailboxes.get(account.id, 'Jobs/Projects'), null);
+        assert.equal((await store.mailboxes.getById(sent.id))?.name, 'Sent');
+      });
+    });
+
+    describe('messages', () => {
+      t('append allocates UIDs and MODSEQs and keeps counters exact', async ({ store }) => {
+        const { inbox } = await setupAccount(store);
+        const m1 = message('one');
+        const r1 = await store.messages.append(inbox.id, { content: m1, flags: ['\\Seen'], internalDate: T0 }, T0);
+        const r2 = await store.messages.append(inbox.id, { content: message('two') }, T0);
+        assert.equal(r1.uid, 1);
+        assert.equal(r2.uid, 2);
+        assert.ok(r2.modseq > r1.modseq);
+        assert.equal(r1.uidValidity, inbox.uidValidity);
+        assert.equal(r1.duplicate, false);
+        const mb = await store.mailboxes.getById(inbox.id);
+        assert.ok(mb);
+        assert.equal(mb.uidNext, 3);
+        assert.equal(mb.messages, 2);
+        assert.equal(mb.unseen, 1);
+        assert.equal(mb.size, m1.length + message('two').length);
+        assert.equal(mb.highestModseq, r2.modseq);
+        const list = await store.messages.list(inbox.id);
+        assert.deepEqual(list.map((m) => [m.uid, m.flags]), [[1, ['\\Seen']], [2, []]]);
+        assert.equal(list[0]?.internalDate, T0);
+        assert.equal(list[0]?.size, m1.length);
+        assert.deepEqual(await store.messages.content(inbox.id, 1), m1);
+        assert.deepEqual((await store.messages.list(inbox.id, [{ from: 2, to: Number.MAX_SAFE_INTEGER }])).map((m) => m.uid), [2]);
+        await rejectsKind(store.messages.content(inbox.id, 99), 'not_found');
+        await rejectsKind(store.messages.append(999_999, { content: m1 }, T0), 'not_found');
+      });
+
+      t('32 parallel appends get distinct increasing UIDs and a reader never sees a gap', async ({ store }) => {
+        const { inbox } = await setupAccount(store);
+        let done = false;
+        const observed: number[][] = [];
+        const reader = (async () => {
+          while (!done) {
+            observed.push((await store.messages.list(inbox.id)).map((m) => m.uid));
+            await new Promise((r) => setImmediate(r));
+          }
+        })();
+        const results = await Promise.all(
+          Array.from({ length: 32 }, (_, i) => store.messages.append(inbox.id, { content: message(`p${i}`, randomBytes(4).toString('hex')) }, T0)),
+        );
+        done = true;
+        await reader;
+        const uids = results.map((r) => r.uid).sort((a, b) => a - b);
+        assert.deepEqual(uids, Array.from({ length: 32 }, (_, i) => i + 1));
+        assert.equal(new Set(results.map((r) => r.modseq)).size, 32);
+        for (const seen of observed) {
+          seen.forEach((uid, i) => assert.equal(uid, i + 1, `reader saw a gap: ${seen.join(',')}`));
+        }
+        const mb = await store.mailboxes.getById(inbox.id);
+        assert.equal(mb?.messages, 32);
+        assert.equal(mb?.uidNext, 33);
+      });
+
+      t('the same idempotency key appended twice (even in parallel) yields one message', async ({ store }) => {
+        const { account, inbox } = await setupAccount(store);
+        const content = message('once');
+        const first = await store.messages.append(inbox.id, { content, idempotencyKey: 'Q1:alice@example.test' }, T0);
+        const again = await store.messages.append(inbox.id, { content, idempotencyKey: 'Q1:alice@example.test' }, T0);
+        assert.equal(again.duplicate, true);
+        assert.equal(again.uid, first.uid);
+        const par = await Promise.all(Array.from({ length: 8 }, () => store.messages.append(inbox.id, { content, idempotencyKey: 'Q2:alice@example.test' }, T0)));
+        assert.equal(new Set(par.map((r) => r.uid)).size, 1);
+        assert.equal(par.filter((r) => !r.duplicate).length, 1);
+        assert.equal((await store.messages.list(inbox.id)).length, 2);
+        const q = await store.messages.quota(account.id);
+        assert.equal(q.messages, 2);
+        assert.equal(q.bytes, content.length * 2);
+      });
+
+      t('flags: add, remove, replace, MODSEQ and CONDSTORE unchangedSince', async ({ store }) => {
+        const { inbox } = await setupAccount(store);
+        for (let i = 0; i < 3; i++) await store.messages.append(inbox.id, { content: message(`f${i}`) }, T0);
+        const all = [{ from: 1, to: Number.MAX_SAFE_INTEGER }];
+        const r1 = await store.messages.setFlags(inbox.id, [{ from: 1, to: 2 }], 'add', ['\\Seen', '$Label1']);
+        assert.deepEqual(r1.updated.map((u) => [u.uid, u.flags]), [[1, ['$Label1', '\\Seen']], [2, ['$Label1', '\\Seen']]]);
+        assert.ok(r1.updated[0]!.modseq !== r1.updated[1]!.modseq);
+        const noop = await store.messages.setFlags(inbox.id, [{ from: 1, to: 1 }], 'add', ['\\Seen']);
+        assert.equal(noop.updated.length, 0, 'unchanged flags do not get a new modseq');
+        const r2 = await store.messages.setFlags(inbox.id, all, 'remove', ['$label1']);
+        assert.deepEqual(r2.updated.map((u) => [u.uid, u.flags]), [[1, ['\\Seen']], [2, ['\\Seen']]]);
+        const msgs = await store.messages.list(inbox.id);
+        const ms1 = msgs[0]!.modseq;
+        const ms3 = msgs[2]!.modseq;
+        const r3 = await store.messages.setFlags(inbox.id, all, 'replace', ['\\Flagged'], { unchangedSince: ms3 });
+        assert.deepEqual(r3.modified.sort(), [1, 2], 'messages changed after unchangedSince are reported, not changed');
+        assert.deepEqual(r3.updated.map((u) => u.uid), [3]);
+        assert.ok(ms1 > ms3);
+        const mb = await store.mailboxes.getById(inbox.id);
+        assert.equal(mb?.unseen, 1);
+        assert.equal(mb?.highestModseq, r3.updated[0]!.modseq);
+      });
+
+      t('expunge removes only \\Deleted messages and feeds the change log', async ({ store }) => {
+        const { inbox } = await setupAccount(store);
+        for (let i = 0; i < 4; i++) await store.messages.append(inbox.id, { content: message(`e${i}`) }, T0);
+        const base = (await store.mailboxes.getById(inbox.id))!.highestModseq;
+        await store.messages.setFlags(inbox.id, [{ from: 1, to: 1 }, { from: 3, to: 4 }], 'add', ['\\Deleted']);
+        assert.deepEqual(await store.messages.expunge(inbox.id, [{ from: 1, to: 3 }]), [1, 3]);
+        assert.deepEqual((await store.messages.list(inbox.id)).map((m) => m.uid), [2, 4]);
+        assert.deepEqual(await store.messages.expunge(inbox.id), [4]);
+        const changes = await store.changes.since(inbox.id, base);
+        const expunged = changes.filter((c) => c.kind === 'expunge').map((c) => c.uid).sort();
+        assert.deepEqual(expunged, [1, 3, 4]);
+        for (let i = 1; i < changes.length; i++) assert.ok(changes[i]!.modseq > changes[i - 1]!.modseq, 'changes in modseq order');
+        const mb = await store.mailboxes.getById(inbox.id);
+        assert.equal(mb?.messages, 1);
+        assert.equal(mb?.uidNext, 5, 'UIDs are never reused');
+      });
+
+      t('copy and move keep flags, allocate destination UIDs and update both mailboxes', async ({ store }) => {
+        const { account, inbox } = await setupAccount(store);
+        const archive = await store.mailboxes.create(account.id, 'Archive');
+        for (let i = 0; i < 3; i++) await store.messages.append(inbox.id, { content: message(`c${i}`), flags: i === 0 ? ['\\Seen'] : [] }, T0);
+        const c = await store.messages.copy(inbox.id, [{ from: 1, to: 2 }], archive.id, T0);
+        assert.equal(c.uidValidity, archive.uidValidity);
+        assert.deepEqual(c.uids, [[1, 1], [2, 2]]);
+        const m = await store.messages.move(inbox.id, [{ from: 2, to: 3 }], archive.id, T0);
+        assert.deepEqual(m.uids, [[2, 3], [3, 4]]);
+        assert.deepEqual((await store.messages.list(inbox.id)).map((x) => x.uid), [1]);
+        const arch = await store.messages.list(archive.id);
+        assert.deepEqual(arch.map((x) => [x.uid, x.flags]), [[1, ['\\Seen']], [2, []], [3, []], [4, []]]);
+        assert.deepEqual(await store.messages.content(archive.id, 3), message('c1'));
+        const inboxChanges = await store.changes.since(inbox.id, 0);
+        assert.deepEqual(inboxChanges.filter((x) => x.kind === 'expunge').map((x) => x.uid).sort(), [2, 3]);
+        assert.equal((await store.messages.quota(account.id)).messages, 5);
+      });
+
+      t('quota is enforced on append and copy', async ({ store }) => {
+        const content = message('q'.repeat(100));
+        const { account, inbox } = await setupAccount(store, 'q@example.test', content.length * 2);
+        await store.messages.append(inbox.id, { content }, T0);
+        await store.messages.append(inbox.id, { content: message('r'.repeat(100)) }, T0);
+        await rejectsKind(store.messages.append(inbox.id, { content: message('s'.repeat(100)) }, T0), 'over_quota');
+        const other = await store.mailboxes.create(account.id, 'Other');
+        await rejectsKind(store.messages.copy(inbox.id, [{ from: 1, to: 1 }], other.id, T0), 'over_quota');
+        const q = await store.messages.quota(account.id);
+        assert.deepEqual(q, { bytes: content.length * 2, messages: 2, limitBytes: content.length * 2 });
+      });
+
+      t('queue blob shared with mailbox copies; references dropped on delete', async ({ store }) => {
+        const { account, inbox } = await setupAccount(store);
+        const content = message('shared');
+        const { id, blobId } = await store.queue.commit({ sender: 's@x.test', recipients: [{ address: 'alice@example.test' }], content }, T0);
+        await store.messages.append(inbox.id, { blobId, idempotencyKey: `${id}:alice@example.test` }, T0);
+        const folder = await store.mailboxes.create(account.id, 'Folder');
+        await store.messages.append(folder.id, { blobId }, T0);
+        assert.equal(await store.blobs.refs(blobId), 3);
+        await rejectsKind(store.messages.append(inbox.id, { blobId: '0'.repeat(64) }, T0), 'not_found');
+        const [l] = await store.queue.lease({ owner: 'n', limit: 1, leaseMs: 1000, now: T0 });
+        await store.queue.complete(id, l!.token, [{ recipientId: l!.entry.recipients[0]!.id, outcome: 'done' }], T0);
+        assert.equal(await store.blobs.refs(blobId), 2);
+        await store.mailboxes.delete(account.id, 'Folder');
+        assert.equal(await store.blobs.refs(blobId), 1);
+        await store.directory.removeAccount(account.address);
+        assert.equal(await store.blobs.refs(blobId), 0);
+        assert.equal(await store.blobs.collect(Math.max(T0, Date.now()) + 1e9, 0), 1);
+        assert.equal(await store.blobs.refs(blobId), null);
+      });
+    });
+
+    describe('change feed and blobs', () => {
+      t('since() reports appends, flag changes and expunges; subscribe() wakes within a second', async ({ store }) => {
+        const { inbox } = await setupAccount(store);
+        const signals: number[] = [];
+        const woke = new Promise<void>((resolve) => {
+          const off = store.changes.subscribe(inbox.id, (s) => {
+            assert.equal(s.mailboxId, inbox.id);
+            signals.push(s.highestModseq);
+            off();
+            resolve();
+          });
+        });
+        // give a LISTEN connection time to be ready before the write
+        await new Promise((r) => setTimeout(r, 100));
+        const a = await store.messages.append(inbox.id, { content: message('feed') }, T0);
+        const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no signal within 1s')), 1000).unref());
+        await Promise.race([woke, timeout]);
+        assert.ok(signals[0]! >= a.modseq);
+        await store.messages.append(inbox.id, { content: message('feed2') }, T0);
+        const f = await store.messages.setFlags(inbox.id, [{ from: 1, to: 1 }], 'add', ['\\Seen']);
+        const changes = await store.changes.since(inbox.id, a.modseq);
+        assert.deepEqual(changes.map((c) => c.kind), ['append', 'flags']);
+        const last = changes[1]!;
+        assert.equal(last.modseq, f.updated[0]!.modseq);
+        assert.ok(last.kind === 'flags' && last.flags.includes('\\Seen'));
+        assert.deepEqual(await store.changes.since(inbox.id, last.modseq), []);
+      });
+
+      t('blobs: put is idempotent, get verifies, collect removes unreferenced', async (h) => {
+        const { store } = h;
+        const content = randomBytes(5000);
+        const p1 = await store.blobs.put(content);
+        const p2 = await store.blobs.put(content);
+        assert.equal(p1.id, p2.id);
+        assert.equal(p1.size, 5000);
+        assert.deepEqual(await store.blobs.get(p1.id), content);
+        assert.equal(await store.blobs.refs(p1.id), 0);
+        assert.equal(await store.blobs.collect(T0, 60_000_000_000_000), 0, 'grace period protects new blobs');
+        await rejectsKind(store.blobs.get('f'.repeat(64)), 'not_found');
+        if (h.corruptBlob) {
+          await h.corruptBlob(p1.id);
+          await rejectsKind(store.blobs.get(p1.id), 'corrupt');
+        }
+        assert.equal(await store.blobs.collect(Math.max(T0, Date.now()) + 1e9, 0), 1);
+        await rejectsKind(store.blobs.get(p1.id), 'not_found');
+      });
+
+      t('corrupt message content is reported, not served', async (h) => {
+        if (!h.corruptBlob) return;
+        const { store } = h;
+        const { inbox } = await setupAccount(store);
+        const { id, blobId } = await store.queue.commit({ sender: '', recipients: [{ address: 'r@y.test' }], content: message('will rot') }, T0);
+        await store.messages.append(inbox.id, { blobId }, T0);
+        await h.corruptBlob(blobId);
+        await rejectsKind(store.queue.content(id), 'corrupt');
+        await rejectsKind(store.messages.content(inbox.id, 1), 'corrupt');
+      });
+
+      t('migrate is idempotent and ping works', async ({ store }) => {
+        assert.deepEqual(await store.migrate(), []);
+        await store.ping();
+      });
+    });
+  });
+}
