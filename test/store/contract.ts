@@ -145,6 +145,15 @@ export function runStoreContract(name: string, open: Open): void {
         await rejectsKind(store.queue.content('NOSUCHID'), 'not_found');
       });
 
+      t('large messages round-trip byte for byte', async ({ store }) => {
+        const big = Buffer.concat([message('big'), randomBytes(300 * 1024)]);
+        const { id } = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: big }, T0);
+        assert.deepEqual(await store.queue.content(id), big);
+        const { inbox } = await setupAccount(store);
+        await store.messages.append(inbox.id, { content: big }, T0);
+        assert.deepEqual(await store.messages.content(inbox.id, 1), big);
+      });
+
       t('lease hands out due, active entries only, and bumps attempts', async ({ store }) => {
         const a = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message('a') }, T0);
         await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message('b'), dueAt: T0 + 60_000 }, T0);
@@ -193,6 +202,20 @@ export function runStoreContract(name: string, open: Open): void {
         assert.deepEqual(res, { pending: 0, removed: true });
         assert.equal(await store.queue.get(id), null);
         await rejectsKind(store.queue.complete(id, second.token, [{ recipientId: rid, outcome: 'done' }], T0 + 1300), 'stale_lease');
+      });
+
+      t('a completed lease cannot complete twice; requeue does not race a live holder', async ({ store }) => {
+        const { id } = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('a@y.test', 'b@y.test'), content: message('x') }, T0);
+        const [l] = await store.queue.lease({ owner: 'n1', limit: 1, leaseMs: 10_000, now: T0 });
+        assert.ok(l);
+        const [a, b] = l.entry.recipients;
+        await store.queue.requeue(id, T0 + 1);
+        assert.equal((await store.queue.get(id))?.dueAt, T0 + 10_000, 'a leased entry stays with its holder');
+        assert.equal((await store.queue.lease({ owner: 'n2', limit: 1, leaseMs: 10_000, now: T0 + 2 })).length, 0);
+        await store.queue.complete(id, l.token, [{ recipientId: a!.id, outcome: 'deferred', reason: 'later', retryAt: T0 + 60_000 }, { recipientId: b!.id, outcome: 'done' }], T0 + 3);
+        await rejectsKind(store.queue.complete(id, l.token, [{ recipientId: a!.id, outcome: 'done' }], T0 + 4), 'stale_lease');
+        await store.queue.requeue(id, T0 + 5);
+        assert.equal((await store.queue.get(id))?.dueAt, T0 + 5, 'an idle entry is due now after requeue');
       });
 
       t('complete records per-recipient outcomes, defers, then removes and drops the blob reference', async ({ store }) => {

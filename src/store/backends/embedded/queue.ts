@@ -5,7 +5,7 @@
  */
 import type { BlobId, CompleteResult, Lease, LeaseRequest, QueueCounts, QueueEntry, QueueEntryState, QueueRecipientInput, RecipientOutcome } from '../../api.js';
 import { StoreError } from '../../errors.js';
-import { refBlob, unrefBlob } from './blobs.js';
+import { type InlineContent, refBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
 
 interface EntryRow {
@@ -39,6 +39,7 @@ export interface CommitRow {
   recipients: QueueRecipientInput[];
   blobId: BlobId;
   size: number;
+  inline: InlineContent;
   meta: Record<string, unknown>;
   hold: boolean;
   dueAt: number;
@@ -79,7 +80,10 @@ function entryRow(ctx: OpContext, id: string): EntryRow {
 
 function fencedRow(ctx: OpContext, id: string, token: number): EntryRow {
   const r = stmt(ctx, 'SELECT * FROM queue WHERE id = ?').get(id) as EntryRow | undefined;
-  if (!r || r.lease_token !== token) throw new StoreError('stale_lease', `lease token ${token} on ${id} is no longer valid`);
+  // a released lease (after complete) is as stale as one taken over by another holder
+  if (!r || r.lease_token !== token || r.lease_expires_at === null) {
+    throw new StoreError('stale_lease', `lease token ${token} on ${id} is no longer valid`);
+  }
   return r;
 }
 
@@ -99,10 +103,13 @@ function recordOutcome(ctx: OpContext, id: string, o: RecipientOutcome): number 
   return o.outcome === 'deferred' ? o.retryAt : null;
 }
 
+/** Due now, unless a holder has a live lease: then when it runs out, so the holder is not raced. */
+const DUE_NOW = 'CASE WHEN lease_expires_at > ? THEN lease_expires_at ELSE ? END';
+
 export function queueOps(ctx: OpContext) {
   return {
     commit(c: CommitRow): void {
-      refBlob(ctx, c.blobId, c.size, c.now);
+      refBlob(ctx, c.blobId, c.size, c.now, c.inline);
       stmt(ctx, 'INSERT INTO queue (id, sender, meta, blob_id, size, received_at, state, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
         c.id,
         c.sender,
@@ -160,12 +167,11 @@ export function queueOps(ctx: OpContext) {
     },
     release(id: string, now: number): void {
       entryRow(ctx, id);
-      stmt(ctx, "UPDATE queue SET state = 'active', due_at = ? WHERE id = ?").run(now, id);
+      stmt(ctx, `UPDATE queue SET state = 'active', due_at = ${DUE_NOW} WHERE id = ?`).run(now, now, id);
     },
     requeue(id: string, now: number): void {
-      const r = entryRow(ctx, id);
-      // a leased entry stays with its holder; it becomes due when the lease ends
-      if (r.lease_expires_at === null || r.lease_expires_at <= now) stmt(ctx, 'UPDATE queue SET due_at = ? WHERE id = ?').run(now, id);
+      entryRow(ctx, id);
+      stmt(ctx, `UPDATE queue SET due_at = ${DUE_NOW} WHERE id = ?`).run(now, now, id);
     },
     remove(id: string): void {
       removeEntry(ctx, entryRow(ctx, id));

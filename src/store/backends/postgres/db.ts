@@ -1,0 +1,129 @@
+/*
+ * The connection pool of one postgres Store and the only way the other modules run SQL: `query` for a
+ * single statement, `tx` for anything that takes more than one. Owns type parsing (int8 -> number) on
+ * its own pool, never on pg's global types, so other code using pg is not surprised.
+ * Error policy: every failure leaves as a StoreError (errors.ts); deadlocks and serialization failures
+ * are retried a few times, since they only mean another transaction won a race.
+ */
+import pg from 'pg';
+import { toStoreError, isRetryable } from './errors.js';
+
+export type Row = pg.QueryResultRow;
+
+/** What a module needs from a connection: run one statement. */
+export interface Sql {
+  query<R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+
+/** Our times, sizes and counts fit in 2^53, so BIGINT (and the NUMERIC of SUM(bigint)) become numbers. */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if ((oid === INT8_OID || oid === NUMERIC_OID) && format !== 'binary') return (v: string) => Number(v);
+    return format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : pg.types.getTypeParser(oid, 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+const MAX_ATTEMPTS = 5;
+
+/** The channel of mailbox change signals; payload `mailboxId:highestModseq`. */
+export const NOTIFY_CHANNEL = 'cartero_mailbox';
+
+export interface DbOptions {
+  url: string;
+  poolSize: number;
+  /** how long to wait for a connection before answering `unavailable` */
+  connectTimeoutMs?: number;
+}
+
+export class Db {
+  readonly pool: pg.Pool;
+  /** Set by the change feed: writes wait while its LISTEN connection is being set up (see changes.ts). */
+  writeGate: (() => Promise<void>) | null = null;
+  private closed = false;
+
+  constructor(readonly options: DbOptions) {
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize,
+      types,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+      application_name: 'cartero',
+    });
+    // An idle client whose server went away emits here; without a listener the process would crash.
+    // The next query gets a fresh connection and reports its own failure.
+    this.pool.on('error', () => {});
+  }
+
+  /** Settings for a connection outside the pool (the LISTEN connection), typed like the pool's. */
+  clientConfig(applicationName: string): pg.ClientConfig {
+    return { connectionString: this.options.url, types, connectionTimeoutMillis: this.options.connectTimeoutMs ?? 10_000, application_name: applicationName };
+  }
+
+  async query<R extends Row = Row>(what: string, text: string, params: readonly unknown[] = []): Promise<R[]> {
+    try {
+      const res = await this.pool.query<R>(text, params as unknown[]);
+      return res.rows;
+    } catch (err) {
+      throw toStoreError(err, what);
+    }
+  }
+
+  /**
+   * Runs `fn` in one transaction (READ COMMITTED; row locks make it safe) and commits. On a deadlock or
+   * serialization failure the whole of `fn` runs again, so `fn` must have no effects outside `sql`.
+   */
+  async tx<T>(what: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+    if (this.writeGate) await this.writeGate();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(fn);
+      } catch (err) {
+        if (attempt < MAX_ATTEMPTS && isRetryable(err)) {
+          await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+          continue;
+        }
+        throw toStoreError(err, what);
+      }
+    }
+  }
+
+  private async once<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: unknown = undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client as Sql);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackErr) {
+        broken = rollbackErr;
+      }
+      throw err;
+    } finally {
+      // a connection that failed to roll back is in an unknown state: destroy it rather than reuse it
+      client.release(broken === undefined ? undefined : toError(broken));
+    }
+  }
+
+  async end(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** Signals a mailbox change to every node; inside a transaction it is sent only if that commits. */
+export async function notifyMailboxes(sql: Sql, changes: readonly { id: number; highestModseq: number }[]): Promise<void> {
+  if (changes.length === 0) return;
+  await sql.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [NOTIFY_CHANNEL, changes.map((c) => `${c.id}:${c.highestModseq}`)]);
+}

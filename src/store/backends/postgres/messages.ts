@@ -1,0 +1,177 @@
+/*
+ * Messages of a mailbox: list, flags (with CONDSTORE), expunge, content, quota; append and copy/move
+ * live in append.ts and transfer.ts. Every write locks the mailbox row first and bumps its MODSEQ in
+ * the same transaction, then signals the change (delivered on commit). Never reuses a UID.
+ * Errors: `not_found` (mailbox, message), `corrupt` (content), `invalid` (flags).
+ */
+import type { AppendResult, CopyResult, FlagOperation, FlagUpdateResult, MessageMeta, MessageStore, NewMessage, Quota, UidRange } from '../../api.js';
+import { applyFlagOperation, normalizeFlags, sameFlags, verifyBlob } from '../../common.js';
+import { StoreError } from '../../errors.js';
+import { appendMessage } from './append.js';
+import { dropRefs } from './blobs.js';
+import { notifyMailboxes, type Db, type Sql } from './db.js';
+import { validId } from './mailboxes.js';
+import { isSeen, lockMailbox, rangeJoin, rangeParams, recordRemoval, saveMailbox, type LockedMailbox, type MessageRow } from './message-state.js';
+import { transfer } from './transfer.js';
+
+interface MetaRow {
+  uid: number;
+  modseq: number;
+  flags: string[];
+  internal_date: number;
+  size: number;
+  blob_id: string;
+}
+
+interface FlagChange {
+  uid: number;
+  modseq: number;
+  flags: string[];
+}
+
+/** Decides, message by message, what a STORE does; assigns each change its own MODSEQ. */
+function planFlags(
+  box: LockedMailbox,
+  rows: MessageRow[],
+  operation: FlagOperation,
+  flags: string[],
+  unchangedSince: number | undefined,
+): { updated: FlagChange[]; modified: number[]; unseenDelta: number } {
+  const updated: FlagChange[] = [];
+  const modified: number[] = [];
+  let unseenDelta = 0;
+  for (const r of rows) {
+    if (unchangedSince !== undefined && r.modseq > unchangedSince) {
+      modified.push(r.uid);
+      continue;
+    }
+    const next = applyFlagOperation(r.flags, operation, flags);
+    if (sameFlags(next, r.flags)) continue;
+    unseenDelta += Number(isSeen(r.flags)) - Number(isSeen(next));
+    updated.push({ uid: r.uid, modseq: ++box.highestModseq, flags: next });
+  }
+  return { updated, modified, unseenDelta };
+}
+
+async function selectForUpdate(sql: Sql, mailboxId: number, uids: UidRange[]): Promise<MessageRow[]> {
+  const [lo, hi] = rangeParams(uids);
+  return (
+    await sql.query<MessageRow>(`SELECT m.uid, m.modseq, m.flags, m.size, m.blob_id FROM messages m ${rangeJoin(2)} WHERE m.mailbox_id = $1 ORDER BY m.uid`, [
+      mailboxId,
+      lo,
+      hi,
+    ])
+  ).rows;
+}
+
+export class PgMessages implements MessageStore {
+  constructor(private readonly db: Db) {}
+
+  append(mailboxId: number, message: NewMessage, now: number): Promise<AppendResult> {
+    return appendMessage(this.db, mailboxId, message, now);
+  }
+
+  async list(mailboxId: number, uids?: UidRange[]): Promise<MessageMeta[]> {
+    if (!validId(mailboxId) || (uids !== undefined && uids.length === 0)) return [];
+    const [lo, hi] = rangeParams(uids);
+    const rows = await this.db.query<MetaRow>(
+      'messages.list',
+      `SELECT m.uid, m.modseq, m.flags, m.internal_date, m.size, m.blob_id FROM messages m ${rangeJoin(2)}
+        WHERE m.mailbox_id = $1 ORDER BY m.uid`,
+      [mailboxId, lo, hi],
+    );
+    return rows.map((r) => ({ uid: r.uid, modseq: r.modseq, flags: r.flags, internalDate: r.internal_date, size: r.size, blobId: r.blob_id }));
+  }
+
+  async setFlags(
+    mailboxId: number,
+    uids: UidRange[],
+    operation: FlagOperation,
+    flags: string[],
+    options: { unchangedSince?: number } = {},
+  ): Promise<FlagUpdateResult> {
+    const wanted = normalizeFlags(flags);
+    if (!validId(mailboxId)) throw new StoreError('not_found', `mailbox ${mailboxId} not found`);
+    return this.db.tx('messages.setFlags', async (sql) => {
+      const box = await lockMailbox(sql, mailboxId);
+      if (uids.length === 0) return { updated: [], modified: [] };
+      const rows = await selectForUpdate(sql, mailboxId, uids);
+      const plan = planFlags(box, rows, operation, wanted, options.unchangedSince);
+      if (plan.updated.length > 0) {
+        await sql.query(
+          `UPDATE messages m SET flags = u.flags, modseq = u.modseq
+             FROM jsonb_to_recordset($2::jsonb) AS u (uid bigint, modseq bigint, flags text[])
+            WHERE m.mailbox_id = $1 AND m.uid = u.uid`,
+          [mailboxId, JSON.stringify(plan.updated)],
+        );
+        await saveMailbox(sql, box, { messages: 0, unseen: plan.unseenDelta, size: 0 });
+        await notifyMailboxes(sql, [{ id: box.id, highestModseq: box.highestModseq }]);
+      }
+      return { updated: plan.updated, modified: plan.modified };
+    });
+  }
+
+  async expunge(mailboxId: number, uids?: UidRange[]): Promise<number[]> {
+    if (!validId(mailboxId)) throw new StoreError('not_found', `mailbox ${mailboxId} not found`);
+    return this.db.tx('messages.expunge', async (sql) => {
+      const box = await lockMailbox(sql, mailboxId);
+      if (uids !== undefined && uids.length === 0) return [];
+      const [lo, hi] = rangeParams(uids);
+      const removed = (
+        await sql.query<MessageRow>(
+          `DELETE FROM messages m USING unnest($2::bigint[], $3::bigint[]) AS r (lo, hi)
+            WHERE m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi
+              AND EXISTS (SELECT 1 FROM unnest(m.flags) AS f WHERE lower(f) = '\\deleted')
+           RETURNING m.uid, m.modseq, m.flags, m.size, m.blob_id`,
+          [mailboxId, lo, hi],
+        )
+      ).rows;
+      if (removed.length === 0) return [];
+      const expunged = await recordRemoval(sql, box, removed);
+      await dropRefs(
+        sql,
+        removed.map((r) => r.blob_id),
+      );
+      await notifyMailboxes(sql, [{ id: box.id, highestModseq: box.highestModseq }]);
+      return expunged;
+    });
+  }
+
+  copy(fromMailboxId: number, uids: UidRange[], toMailboxId: number, now: number): Promise<CopyResult> {
+    return transfer(this.db, fromMailboxId, uids, toMailboxId, now, false);
+  }
+
+  move(fromMailboxId: number, uids: UidRange[], toMailboxId: number, now: number): Promise<CopyResult> {
+    return transfer(this.db, fromMailboxId, uids, toMailboxId, now, true);
+  }
+
+  async content(mailboxId: number, uid: number): Promise<Buffer> {
+    const rows =
+      validId(mailboxId) && Number.isSafeInteger(uid)
+        ? await this.db.query<{ id: string; content: Buffer }>(
+            'messages.content',
+            'SELECT b.id, b.content FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = $2',
+            [mailboxId, uid],
+          )
+        : [];
+    const row = rows[0];
+    if (!row) throw new StoreError('not_found', `message ${uid} not found in mailbox ${mailboxId}`);
+    return verifyBlob(row.id, row.content);
+  }
+
+  async quota(accountId: number): Promise<Quota> {
+    const rows = validId(accountId)
+      ? await this.db.query<{ limit_bytes: number | null; bytes: number; messages: number }>(
+          'messages.quota',
+          `SELECT a.quota_bytes AS limit_bytes,
+                  COALESCE((SELECT SUM(size) FROM mailboxes WHERE account_id = a.id), 0) AS bytes,
+                  COALESCE((SELECT SUM(messages) FROM mailboxes WHERE account_id = a.id), 0) AS messages
+             FROM accounts a WHERE a.id = $1`,
+          [accountId],
+        )
+      : [];
+    const row = rows[0];
+    if (!row) throw new StoreError('not_found', `account ${accountId} not found`);
+    return { bytes: row.bytes, messages: row.messages, limitBytes: row.limit_bytes };
+  }
+}

@@ -1,0 +1,152 @@
+/*
+ * The schema of the postgres backend as ordered migrations; version N is MIGRATIONS[N - 1].
+ * Owns schema_migrations. Never edit a released migration: append a new one.
+ * All pending migrations run in one transaction under an advisory lock, so nodes starting together
+ * apply each exactly once and a failure leaves the schema as it was (the error is a StoreError).
+ */
+import type { Db } from './db.js';
+
+/** Arbitrary but fixed: 'cartero' in ASCII, shared by every node of a cluster. */
+const MIGRATION_LOCK_KEY = 0x63617274_6572;
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: directory, blobs, queue, mailboxes, messages, change feed. Names and ids use the "C" collation
+  // so that sorting and uniqueness are bytewise, as in the embedded backend, whatever the server locale.
+  `
+  CREATE TABLE domains (
+    name        TEXT COLLATE "C" PRIMARY KEY,
+    created_at  BIGINT NOT NULL
+  );
+  CREATE TABLE accounts (
+    id                 SERIAL PRIMARY KEY,
+    address            TEXT COLLATE "C" NOT NULL UNIQUE,
+    domain             TEXT COLLATE "C" NOT NULL REFERENCES domains (name),
+    password_hash      TEXT,
+    quota_bytes        BIGINT,
+    -- highest UIDVALIDITY handed out: a re-created mailbox must never reuse one
+    last_uid_validity  BIGINT NOT NULL DEFAULT 0,
+    created_at         BIGINT NOT NULL
+  );
+  CREATE INDEX accounts_domain ON accounts (domain);
+  CREATE TABLE aliases (
+    source      TEXT COLLATE "C" PRIMARY KEY,
+    domain      TEXT COLLATE "C" NOT NULL REFERENCES domains (name),
+    targets     TEXT[] NOT NULL,
+    created_at  BIGINT NOT NULL
+  );
+  CREATE INDEX aliases_domain ON aliases (domain);
+
+  CREATE TABLE blobs (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    size        BIGINT NOT NULL,
+    content     BYTEA NOT NULL,
+    refcount    INTEGER NOT NULL DEFAULT 0,
+    created_at  BIGINT NOT NULL
+  );
+  CREATE INDEX blobs_unreferenced ON blobs (created_at) WHERE refcount = 0;
+
+  CREATE TABLE queue_entries (
+    id                TEXT COLLATE "C" PRIMARY KEY,
+    sender            TEXT NOT NULL,
+    meta              JSONB NOT NULL,
+    blob_id           TEXT COLLATE "C" NOT NULL REFERENCES blobs (id),
+    size              BIGINT NOT NULL,
+    received_at       BIGINT NOT NULL,
+    state             TEXT NOT NULL CHECK (state IN ('active', 'held')),
+    -- for a leased entry, when the lease runs out: an expired lease is simply due again
+    due_at            BIGINT NOT NULL,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    lease_owner       TEXT,
+    lease_expires_at  BIGINT,
+    lease_token       BIGINT NOT NULL DEFAULT 0
+  );
+  CREATE INDEX queue_entries_due ON queue_entries (due_at) WHERE state = 'active';
+  CREATE INDEX queue_entries_received ON queue_entries (received_at, id);
+  CREATE INDEX queue_entries_blob ON queue_entries (blob_id);
+  CREATE TABLE queue_recipients (
+    id          BIGSERIAL PRIMARY KEY,
+    entry_id    TEXT COLLATE "C" NOT NULL REFERENCES queue_entries (id) ON DELETE CASCADE,
+    address     TEXT NOT NULL,
+    orcpt       TEXT,
+    notify      TEXT[],
+    state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT
+  );
+  CREATE INDEX queue_recipients_entry ON queue_recipients (entry_id, id);
+
+  CREATE TABLE mailboxes (
+    id              SERIAL PRIMARY KEY,
+    account_id      INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    name            TEXT COLLATE "C" NOT NULL,
+    special_use     TEXT,
+    subscribed      BOOLEAN NOT NULL,
+    uid_validity    BIGINT NOT NULL,
+    uid_next        BIGINT NOT NULL DEFAULT 1,
+    highest_modseq  BIGINT NOT NULL DEFAULT 1,
+    -- counters kept exact by every message write, all of which hold this row's lock
+    messages        INTEGER NOT NULL DEFAULT 0,
+    unseen          INTEGER NOT NULL DEFAULT 0,
+    size            BIGINT NOT NULL DEFAULT 0,
+    -- deferrable so that a rename moving a whole subtree is checked once, at the end of the statement
+    CONSTRAINT mailboxes_account_name UNIQUE (account_id, name) DEFERRABLE INITIALLY IMMEDIATE
+  );
+
+  CREATE TABLE messages (
+    mailbox_id      INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+    uid             BIGINT NOT NULL,
+    modseq          BIGINT NOT NULL,
+    -- the modseq of the append (or copy): tells 'append' from 'flags' in the change feed
+    created_modseq  BIGINT NOT NULL,
+    flags           TEXT[] NOT NULL,
+    internal_date   BIGINT NOT NULL,
+    size            BIGINT NOT NULL,
+    blob_id         TEXT COLLATE "C" NOT NULL REFERENCES blobs (id),
+    PRIMARY KEY (mailbox_id, uid)
+  );
+  CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+  CREATE INDEX messages_blob ON messages (blob_id);
+
+  CREATE TABLE expunges (
+    mailbox_id  INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+    uid         BIGINT NOT NULL,
+    modseq      BIGINT NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+  );
+  CREATE INDEX expunges_modseq ON expunges (mailbox_id, modseq);
+
+  -- outlives the message on purpose: a delivery retried after the user expunged must stay a duplicate
+  CREATE TABLE delivery_keys (
+    account_id    INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    key           TEXT NOT NULL,
+    mailbox_id    INTEGER NOT NULL,
+    uid           BIGINT NOT NULL,
+    modseq        BIGINT NOT NULL,
+    uid_validity  BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    PRIMARY KEY (account_id, key)
+  );
+  `,
+];
+
+export async function migrate(db: Db): Promise<number[]> {
+  return db.tx(
+    'migrate',
+    async (sql) => {
+      // taken before CREATE TABLE IF NOT EXISTS, which itself races between sessions
+      await sql.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+      await sql.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+      const rows = (await sql.query<{ version: number }>('SELECT version FROM schema_migrations')).rows;
+      const done = new Set(rows.map((r) => r.version));
+      const applied: number[] = [];
+      for (const [index, text] of MIGRATIONS.entries()) {
+        const version = index + 1;
+        if (done.has(version)) continue;
+        await sql.query(text);
+        await sql.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, Date.now()]);
+        applied.push(version);
+      }
+      return applied;
+    },
+  );
+}
