@@ -1,20 +1,87 @@
+import Database from 'better-sqlite3';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
+import { INLINE_BLOB_LIMIT } from '../../src/store/backends/embedded/store.js';
 import { openStore } from '../../src/store/index.js';
+import { isStoreError } from '../../src/store/errors.js';
 import { runStoreContract } from './contract.js';
 
-runStoreContract('embedded', async () => {
+async function openFresh() {
   const dir = await mkdtemp(join(tmpdir(), 'cartero-store-'));
   const store = await openStore({ backend: 'embedded', path: dir });
+  const blobFile = (id: string) => join(dir, 'blobs', id.slice(0, 2), id);
   return {
+    dir,
     store,
+    blobFile,
     async cleanup() {
       await store.close();
       await rm(dir, { recursive: true, force: true });
     },
+    /** large blobs are files; small ones live in the database row */
     async corruptBlob(id: string) {
-      await writeFile(join(dir, 'blobs', id.slice(0, 2), id), 'rotten bytes');
+      if (existsSync(blobFile(id))) return writeFile(blobFile(id), 'rotten bytes');
+      const db = new Database(join(dir, 'cartero.sqlite'));
+      try {
+        db.prepare('UPDATE blobs SET content = ? WHERE id = ?').run(Buffer.from('rotten bytes'), id);
+      } finally {
+        db.close();
+      }
     },
   };
+}
+
+runStoreContract('embedded', openFresh);
+
+test('embedded: large blobs are durable files, verified on read and collected', async () => {
+  const h = await openFresh();
+  try {
+    const big = randomBytes(INLINE_BLOB_LIMIT + 1000);
+    const small = randomBytes(1000);
+    const { id, blobId } = await h.store.queue.commit({ sender: '', recipients: [{ address: 'r@y.test' }], content: big }, Date.now());
+    const smallBlob = await h.store.blobs.put(small);
+    assert.ok(existsSync(h.blobFile(blobId)), 'large blob is a file');
+    assert.ok(!existsSync(h.blobFile(smallBlob.id)), 'small blob is inline');
+    assert.deepEqual(await h.store.queue.content(id), big);
+    await h.store.queue.remove(id);
+    assert.equal(await h.store.blobs.collect(Date.now() + 1e9, 0), 2);
+    assert.ok(!existsSync(h.blobFile(blobId)), 'collected file is removed');
+    const again = await h.store.queue.commit({ sender: '', recipients: [{ address: 'r@y.test' }], content: big }, Date.now());
+    await h.corruptBlob(again.blobId);
+    await assert.rejects(h.store.queue.content(again.id), (e) => isStoreError(e, 'corrupt'));
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test('embedded: stray files from a crash before commit are collected after the grace period', async () => {
+  const h = await openFresh();
+  try {
+    const orphan = randomBytes(INLINE_BLOB_LIMIT + 1);
+    const { createHash } = await import('node:crypto');
+    const id = createHash('sha256').update(orphan).digest('hex');
+    await writeFile(h.blobFile(id), orphan);
+    await writeFile(join(h.dir, 'blobs', id.slice(0, 2), '.tmp-abandoned'), 'partial');
+    assert.equal(await h.store.blobs.collect(Date.now() - 60_000, 0), 0, 'young files are left alone');
+    assert.equal(await h.store.blobs.collect(Date.now() + 1e9, 0), 1);
+    assert.ok(!existsSync(h.blobFile(id)));
+    assert.ok(!existsSync(join(h.dir, 'blobs', id.slice(0, 2), '.tmp-abandoned')));
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test('embedded: a store path that cannot be created is reported as unavailable', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cartero-store-'));
+  try {
+    await writeFile(join(dir, 'file'), 'x');
+    await assert.rejects(openStore({ backend: 'embedded', path: join(dir, 'file', 'sub') }), (e) => isStoreError(e, 'unavailable'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,7 @@
 /*
- * Blob rows of the embedded backend: reference counts and garbage collection. The bytes live in files
- * (blobfiles.ts); a row is created or referenced only after its file is durable, and the file's
+ * Blob rows of the embedded backend: reference counts, small contents and garbage collection.
+ * Small blobs live in the row itself so they share the group commit; large ones live in files
+ * (blobfiles.ts): such a row is created or referenced only after its file is durable, and the file's
  * existence is re-checked here, inside the transaction, so a concurrent collect cannot orphan a row.
  */
 import type { BlobId } from '../../api.js';
@@ -9,20 +10,28 @@ import { type OpContext, stmt } from './context.js';
 
 export const BLOB_FILE_MISSING = 'blob file missing';
 
-/** Adds one reference to a blob whose file is already durable, creating the row if needed. */
-export function refBlob(ctx: OpContext, id: BlobId, size: number, now: number): void {
-  if (!ctx.blobFileExists(id)) throw new StoreError('not_found', `${BLOB_FILE_MISSING}: ${id}`);
-  stmt(ctx, 'INSERT INTO blobs (id, size, refcount, created_at) VALUES (?, ?, 1, ?) ON CONFLICT (id) DO UPDATE SET refcount = refcount + 1').run(
-    id,
-    size,
-    now,
-  );
+/** Bytes that travel with a request: inline content, or null when the blob is a durable file. */
+export type InlineContent = Uint8Array | null;
+
+const asBuffer = (c: Uint8Array) => Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+
+function upsertBlob(ctx: OpContext, id: BlobId, size: number, now: number, inline: InlineContent, refs: 0 | 1): void {
+  if (inline === null && !ctx.blobFileExists(id)) throw new StoreError('not_found', `${BLOB_FILE_MISSING}: ${id}`);
+  stmt(
+    ctx,
+    'INSERT INTO blobs (id, size, content, refcount, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET refcount = refcount + excluded.refcount',
+  ).run(id, size, inline === null ? null : asBuffer(inline), refs, now);
+}
+
+/** Adds one reference to a blob, creating the row (with its inline content) if needed. */
+export function refBlob(ctx: OpContext, id: BlobId, size: number, now: number, inline: InlineContent): void {
+  upsertBlob(ctx, id, size, now, inline, 1);
 }
 
 /** Adds one reference to a blob that must already have a row; returns its size. */
 export function refExistingBlob(ctx: OpContext, id: BlobId): number {
-  const row = stmt(ctx, 'SELECT size FROM blobs WHERE id = ?').get(id) as { size: number } | undefined;
-  if (!row || !ctx.blobFileExists(id)) throw new StoreError('not_found', `blob ${id} not found`);
+  const row = stmt(ctx, 'SELECT size, content IS NULL AS in_file FROM blobs WHERE id = ?').get(id) as { size: number; in_file: number } | undefined;
+  if (!row || (row.in_file && !ctx.blobFileExists(id))) throw new StoreError('not_found', `blob ${id} not found`);
   stmt(ctx, 'UPDATE blobs SET refcount = refcount + 1 WHERE id = ?').run(id);
   return row.size;
 }
@@ -33,9 +42,14 @@ export function unrefBlob(ctx: OpContext, id: BlobId, count = 1): void {
 
 export function blobOps(ctx: OpContext) {
   return {
-    register(id: BlobId, size: number, now: number): void {
-      if (!ctx.blobFileExists(id)) throw new StoreError('not_found', `${BLOB_FILE_MISSING}: ${id}`);
-      stmt(ctx, 'INSERT INTO blobs (id, size, refcount, created_at) VALUES (?, ?, 0, ?) ON CONFLICT (id) DO NOTHING').run(id, size, now);
+    register(id: BlobId, size: number, now: number, inline: InlineContent): void {
+      upsertBlob(ctx, id, size, now, inline, 0);
+    },
+    /** The inline bytes, 'file' when the bytes are in a file, null when the blob is unknown. */
+    fetch(id: BlobId): Uint8Array | 'file' | null {
+      const row = stmt(ctx, 'SELECT content FROM blobs WHERE id = ?').get(id) as { content: Buffer | null } | undefined;
+      if (!row) return null;
+      return row.content ?? 'file';
     },
     refs(id: BlobId): number | null {
       const row = stmt(ctx, 'SELECT refcount FROM blobs WHERE id = ?').get(id) as { refcount: number } | undefined;
@@ -43,10 +57,13 @@ export function blobOps(ctx: OpContext) {
     },
     /** Removes unreferenced rows (and their files) and the given stray files that have no row. */
     collect(now: number, graceMs: number, strayCandidates: BlobId[]): number {
-      const dead = stmt(ctx, 'SELECT id FROM blobs WHERE refcount = 0 AND created_at < ?').all(now - graceMs) as { id: string }[];
-      for (const { id } of dead) {
+      const dead = stmt(ctx, 'SELECT id, content IS NULL AS in_file FROM blobs WHERE refcount = 0 AND created_at < ?').all(now - graceMs) as {
+        id: string;
+        in_file: number;
+      }[];
+      for (const { id, in_file } of dead) {
         stmt(ctx, 'DELETE FROM blobs WHERE id = ?').run(id);
-        ctx.unlinkBlobFile(id);
+        if (in_file) ctx.unlinkBlobFile(id);
       }
       let strays = 0;
       for (const id of strayCandidates) {

@@ -6,7 +6,7 @@
 import type { AppendResult, BlobId, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageMeta, Quota, UidRange } from '../../api.js';
 import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags } from '../../common.js';
 import { StoreError } from '../../errors.js';
-import { refBlob, refExistingBlob, unrefBlob } from './blobs.js';
+import { type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
 import { mailboxRowById, type MailboxRow } from './mailboxes.js';
 
@@ -24,11 +24,12 @@ interface MessageRow {
   idempotency_key: string | null;
 }
 
-/** What the main thread sends for an append: the blob is already durable when `fresh` is true. */
+/** What the main thread sends for an append: new content (inline, or a durable file) or an existing blob. */
 export interface AppendRow {
   blobId: BlobId;
   size: number | null;
   fresh: boolean;
+  inline: InlineContent;
   flags: string[];
   internalDate: number;
   idempotencyKey: string | null;
@@ -134,7 +135,7 @@ export function messageOps(ctx: OpContext) {
       if (m.fresh && m.size !== null) {
         size = m.size;
         checkQuota(ctx, mb.account_id, size);
-        refBlob(ctx, m.blobId, size, now);
+        refBlob(ctx, m.blobId, size, now, m.inline);
       } else {
         size = refExistingBlob(ctx, m.blobId);
         checkQuota(ctx, mb.account_id, size);

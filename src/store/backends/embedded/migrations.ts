@@ -25,6 +25,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE blobs (
     id TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
+    content BLOB,
     refcount INTEGER NOT NULL,
     created_at INTEGER NOT NULL
   );

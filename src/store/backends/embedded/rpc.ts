@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { StoreError } from '../../errors.js';
 import type { Namespace, Ops } from './ops.js';
-import type { Reply, Request, WorkerInit } from './worker.js';
+import type { FromWorker, Reply, Request, ToWorker, WorkerInit } from './worker.js';
 
 type Promisified<T> = { [K in keyof T]: T[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<R> : never };
 export type Remote<N extends Namespace> = Promisified<Ops[N]>;
@@ -15,10 +15,11 @@ export class WorkerClient {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   private nextId = 1;
+  private outbox: Request[] = [];
   private dead: Error | null = null;
   private closed: Promise<void> | null = null;
 
-  private constructor(worker: Worker, private readonly onSignal: (mailboxId: number, modseq: number) => void) {
+  private constructor(worker: Worker) {
     this.worker = worker;
   }
 
@@ -28,18 +29,21 @@ export class WorkerClient {
     const worker = fromSource
       ? new Worker(new URL('./tsx-worker.mjs', import.meta.url), { workerData: { ...init, entry: entry.href } })
       : new Worker(entry, { workerData: init });
-    const client = new WorkerClient(worker, onSignal);
+    const client = new WorkerClient(worker);
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => reject(new StoreError('unavailable', `embedded store: ${err.message}`, { cause: err }));
       worker.once('error', fail);
-      worker.on('message', (m: Reply) => {
+      worker.on('message', (m: FromWorker) => {
         if ('ready' in m) {
           worker.off('error', fail);
           worker.on('error', (err) => client.die(err));
           resolve(client);
         } else if ('fatal' in m) {
           fail(new Error(m.fatal));
-        } else client.settle(m);
+        } else {
+          for (const r of m.replies) client.settle(r);
+          for (const [mailboxId, modseq] of m.signals) onSignal(mailboxId, modseq);
+        }
       });
       worker.on('exit', () => client.die(new Error('worker exited')));
     });
@@ -50,8 +54,14 @@ export class WorkerClient {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op, args } satisfies Request);
+      if (this.outbox.push({ id, op, args }) === 1) queueMicrotask(() => this.send());
     });
+  }
+
+  private send(): void {
+    const requests = this.outbox;
+    this.outbox = [];
+    this.worker.postMessage({ requests } satisfies ToWorker);
   }
 
   namespace<N extends Namespace>(ns: N): Remote<N> {
@@ -64,18 +74,13 @@ export class WorkerClient {
     if (!this.closed) {
       this.closed = new Promise((resolve) => {
         this.worker.once('exit', () => resolve());
-        this.worker.postMessage({ close: true });
+        this.worker.postMessage({ close: true } satisfies ToWorker);
       });
     }
     return this.closed;
   }
 
   private settle(m: Reply): void {
-    if ('signal' in m) {
-      for (const [mailboxId, modseq] of m.signal) this.onSignal(mailboxId, modseq);
-      return;
-    }
-    if (!('id' in m)) return;
     const w = this.waiting.get(m.id);
     if (!w) return;
     this.waiting.delete(m.id);

@@ -1,7 +1,8 @@
 /*
- * The embedded backend (default, one node): SQLite in a worker thread for rows, content-addressed files
- * for bytes. Bytes are written and fsynced here, in the main thread's I/O pool, before the worker commits
- * the rows that name them; the worker commits in groups. Change signals stay in this process.
+ * The embedded backend (default, one node): SQLite in a worker thread, committing in groups.
+ * Blobs up to INLINE_BLOB_LIMIT travel inside the commit (one WAL fsync for the whole group); larger
+ * ones are content-addressed files written and fsynced here, in the I/O pool, before the worker commits
+ * the row that names them. Change signals stay in this process.
  */
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
@@ -20,11 +21,17 @@ import type {
   QueueStore,
   Store,
 } from '../../api.js';
-import { newQueueId, sha256 } from '../../common.js';
+import { newQueueId, sha256, verifyBlob } from '../../common.js';
 import { isStoreError, StoreError } from '../../errors.js';
 import { BLOB_FILE_MISSING } from './blobs.js';
 import { BlobFiles } from './blobfiles.js';
 import { WorkerClient } from './rpc.js';
+
+/**
+ * Measured on the development machines: a new file + fsync per message caps near 1,800 blobs/s even with
+ * 64 writers, while inline blobs ride the group commit. SQLite stores blobs of this size efficiently.
+ */
+export const INLINE_BLOB_LIMIT = 128 * 1024;
 
 export async function openEmbeddedStore(config: { path: string }): Promise<Store> {
   const root = resolve(config.path);
@@ -41,15 +48,19 @@ export async function openEmbeddedStore(config: { path: string }): Promise<Store
   return new EmbeddedStore(client, files, events);
 }
 
-/** Runs a commit that references a freshly written blob; rewrites the file once if a collect raced it away. */
-async function withBlob<T>(files: BlobFiles, content: Buffer, id: BlobId, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs a commit that references new content: inline for small blobs; otherwise the file is made durable
+ * first and rewritten once if a concurrent collect removed it before the commit.
+ */
+async function withContent<T>(files: BlobFiles, content: Buffer, id: BlobId, fn: (inline: Buffer | null) => Promise<T>): Promise<T> {
+  if (content.length <= INLINE_BLOB_LIMIT) return fn(content);
   await files.write(content, id);
   try {
-    return await fn();
+    return await fn(null);
   } catch (err) {
     if (!isStoreError(err, 'not_found') || !err.message.startsWith(BLOB_FILE_MISSING)) throw err;
     await files.write(content, id);
-    return fn();
+    return fn(null);
   }
 }
 
@@ -77,13 +88,14 @@ class EmbeddedStore implements Store {
       commit: async (msg: NewQueueMessage, now: number) => {
         const blobId = sha256(msg.content);
         const id = newQueueId(now);
-        await withBlob(files, msg.content, blobId, () =>
+        await withContent(files, msg.content, blobId, (inline) =>
           q.commit({
             id,
             sender: msg.sender,
             recipients: msg.recipients,
             blobId,
             size: msg.content.length,
+            inline,
             meta: msg.meta ?? {},
             hold: msg.hold ?? false,
             dueAt: msg.dueAt ?? now,
@@ -102,7 +114,7 @@ class EmbeddedStore implements Store {
       get: (id) => q.get(id),
       list: (filter) => q.list(filter),
       counts: (now) => q.counts(now),
-      content: async (id) => files.read(await q.blobOf(id)),
+      content: async (id) => this.readBlob(await q.blobOf(id)),
     };
 
     this.messages = {
@@ -111,17 +123,19 @@ class EmbeddedStore implements Store {
         if (msg.content) {
           const content = msg.content;
           const blobId = sha256(content);
-          return withBlob(files, content, blobId, () => m.append(mailboxId, { ...base, blobId, size: content.length, fresh: true }, now));
+          return withContent(files, content, blobId, (inline) =>
+            m.append(mailboxId, { ...base, blobId, size: content.length, fresh: true, inline }, now),
+          );
         }
         if (!msg.blobId) return Promise.reject(new StoreError('invalid', 'append needs content or blobId'));
-        return m.append(mailboxId, { ...base, blobId: msg.blobId, size: null, fresh: false }, now);
+        return m.append(mailboxId, { ...base, blobId: msg.blobId, size: null, fresh: false, inline: null }, now);
       },
       list: (mailboxId, uids) => m.list(mailboxId, uids),
       setFlags: (mailboxId, uids, op, flags, options) => m.setFlags(mailboxId, uids, op, flags, options),
       expunge: (mailboxId, uids) => m.expunge(mailboxId, uids),
       copy: (from, uids, to, now) => m.copy(from, uids, to, now),
       move: (from, uids, to, now) => m.move(from, uids, to, now),
-      content: async (mailboxId, uid) => files.read(await m.blobOf(mailboxId, uid)),
+      content: async (mailboxId, uid) => this.readBlob(await m.blobOf(mailboxId, uid)),
       quota: (accountId) => m.quota(accountId),
     };
 
@@ -136,13 +150,20 @@ class EmbeddedStore implements Store {
     this.blobs = {
       put: async (content) => {
         const id = sha256(content);
-        await withBlob(files, content, id, () => b.register(id, content.length, Date.now()));
+        await withContent(files, content, id, (inline) => b.register(id, content.length, Date.now(), inline));
         return { id, size: content.length };
       },
-      get: (id) => files.read(id),
+      get: (id) => this.readBlob(id),
       collect: async (now, graceMs) => b.collect(now, graceMs, await this.files.filesOlderThan(now - graceMs)),
       refs: (id) => b.refs(id),
     };
+  }
+
+  private async readBlob(id: BlobId): Promise<Buffer> {
+    const found = await this.client.namespace('blobs').fetch(id);
+    if (found === null) throw new StoreError('not_found', `blob ${id} not found`);
+    if (found === 'file') return this.files.read(id);
+    return verifyBlob(id, Buffer.from(found.buffer, found.byteOffset, found.byteLength));
   }
 
   migrate(): Promise<number[]> {

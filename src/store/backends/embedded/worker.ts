@@ -23,12 +23,11 @@ export interface Request {
   args: unknown[];
 }
 
-export type Reply =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; kind: StoreError['kind']; message: string }
-  | { signal: [number, number][] }
-  | { ready: true }
-  | { fatal: string };
+export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; kind: StoreError['kind']; message: string };
+
+/** One message per batch each way: per-message overhead between threads costs more than the SQL. */
+export type FromWorker = { replies: Reply[]; signals: [number, number][] } | { ready: true } | { fatal: string };
+export type ToWorker = { requests: Request[] } | { close: true };
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -64,7 +63,7 @@ function main(): void {
     db = openDatabase(init.dbPath);
     files = BlobFiles.attach(init.blobRoot);
   } catch (err) {
-    port.postMessage({ fatal: (err as Error).message } satisfies Reply);
+    port.postMessage({ fatal: (err as Error).message } satisfies FromWorker);
     return;
   }
   const signals = new Map<number, number>();
@@ -103,27 +102,24 @@ function main(): void {
       signals.clear();
       replies = batch.map((req) => toReply(req.id, err));
     }
-    for (const r of replies) port.postMessage(r);
-    if (signals.size > 0) {
-      port.postMessage({ signal: [...signals] } satisfies Reply);
-      signals.clear();
-    }
+    port.postMessage({ replies, signals: [...signals] } satisfies FromWorker);
+    signals.clear();
   };
 
-  port.on('message', (msg: Request | { close: true }) => {
+  port.on('message', (msg: ToWorker) => {
     if ('close' in msg) {
       if (pending.length > 0) flush();
       db.close();
       port.close();
       return;
     }
-    pending.push(msg);
+    pending.push(...msg.requests);
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);
     }
   });
-  port.postMessage({ ready: true } satisfies Reply);
+  port.postMessage({ ready: true } satisfies FromWorker);
 }
 
 main();
