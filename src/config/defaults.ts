@@ -1,0 +1,28 @@
+/*
+ * Default values of the node configuration: what a single node on one machine needs to run with an
+ * almost empty file. Plain data only; the schema (schema.ts) applies them, docs/configuration.md lists them.
+ * Never reads the environment except os.hostname() for the default hostname.
+ */
+import { hostname } from 'node:os';
+
+export const DEFAULT_STORE_PATH = './data';
+export const DEFAULT_POOL_SIZE = 10;
+export const DEFAULT_MESSAGE_SIZE_LIMIT = 10_240_000;
+/** Loopback only: relaying for anything wider must be an explicit decision of the administrator. */
+export const DEFAULT_MYNETWORKS: readonly string[] = ['127.0.0.0/8', '::1/128'];
+export const DEFAULT_MAX_CONNECTIONS = 1000;
+export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 50;
+
+export const DEFAULT_LISTENERS = {
+  smtp: [
+    { address: '127.0.0.1', port: 2525 },
+    { address: '127.0.0.1', port: 2587, submission: true },
+  ],
+  imap: [{ address: '127.0.0.1', port: 2143 }],
+  pop3: [{ address: '127.0.0.1', port: 2110 }],
+  lmtp: [{ address: '127.0.0.1', port: 2424 }],
+} as const;
+
+export function defaultHostname(): string {
+  return hostname() || 'localhost.localdomain';
+}

@@ -1,0 +1,145 @@
+/*
+ * The schema of a node's YAML configuration (docs/configuration.md is its reference). Every object is
+ * strict, so a misspelt key is an error rather than a silently ignored setting. Schema-level messages
+ * complete the sentence "expected …" of a problem line (see problems.ts).
+ * Pure data description: no I/O, no path resolution (validate.ts does that).
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseCidr } from './cidr.js';
+import {
+  DEFAULT_LISTENERS,
+  DEFAULT_MESSAGE_SIZE_LIMIT,
+  DEFAULT_MYNETWORKS,
+  DEFAULT_POOL_SIZE,
+  DEFAULT_STORE_PATH,
+  defaultHostname,
+} from './defaults.js';
+
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i;
+
+const hostName = z.string({ error: 'a host name such as mx.example.test' }).regex(HOST_NAME, { error: 'a host name such as mx.example.test' });
+const domainName = z
+  .string({ error: 'a domain name such as example.test' })
+  .regex(HOST_NAME, { error: 'a domain name such as example.test' })
+  .transform((d) => d.toLowerCase().replace(/\.$/, ''));
+
+const ipAddress = z.string().refine((s) => isIP(s) !== 0 && !s.includes('%'), {
+  error: 'an IPv4 or IPv6 address such as 127.0.0.1 or ::1',
+});
+
+const cidr = z.string().superRefine((s, ctx) => {
+  const parsed = parseCidr(s);
+  if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+});
+
+const port = z.number({ error: 'a port number from 1 to 65535' }).int().min(1).max(65535);
+const positiveInt = z.number({ error: 'a whole number of 1 or more' }).int().min(1);
+
+const listenerFields = {
+  address: ipAddress,
+  port,
+  /** `implicit`: TLS from the first byte (smtps 465, imaps 993, pop3s 995) */
+  tls: z.literal('implicit').optional(),
+  max_connections: positiveInt.optional(),
+  max_connections_per_client: positiveInt.optional(),
+};
+
+const listener = z.strictObject(listenerFields);
+const smtpListener = z.strictObject({ ...listenerFields, submission: z.boolean().optional() });
+
+const tlsFiles = z.strictObject({
+  cert: z.string().min(1, { error: 'a PEM certificate file name' }),
+  key: z.string().min(1, { error: 'a PEM private key file name' }),
+});
+
+const embeddedStore = z.strictObject({
+  backend: z.literal('embedded'),
+  path: z.string({ error: 'a directory path for the embedded store' }).min(1),
+  migrate_on_start: z.boolean().default(true),
+});
+
+const postgresStore = z.strictObject({
+  backend: z.literal('postgres'),
+  url: z
+    .string({ error: 'a postgres:// connection URL' })
+    .regex(/^postgres(ql)?:\/\//, { error: 'a postgres:// connection URL' }),
+  pool_size: positiveInt.max(1000).default(DEFAULT_POOL_SIZE),
+  migrate_on_start: z.boolean().default(true),
+});
+
+const store = z
+  .discriminatedUnion('backend', [embeddedStore, postgresStore])
+  .prefault({ backend: 'embedded', path: DEFAULT_STORE_PATH });
+
+function section<L extends z.ZodType>(entry: L, defaults: readonly z.input<L>[]) {
+  return {
+    listen: z.array(entry).prefault(defaults as z.input<L>[]),
+    tls: tlsFiles.optional(),
+  };
+}
+
+export const configSchema = z.strictObject({
+  hostname: hostName.default(defaultHostname),
+  store,
+  domains: z.array(domainName).default([]),
+  relay_domains: z.array(domainName).default([]),
+  mynetworks: z.array(cidr).default([...DEFAULT_MYNETWORKS]),
+  /** domain → transport such as "smtp:[127.0.0.3]:2526" (parsed by the routing code) */
+  transports: z.record(z.string(), z.string().min(1, { error: 'a transport such as smtp:[host]:port' })).default({}),
+  smtp: z
+    .strictObject({
+      ...section(smtpListener, DEFAULT_LISTENERS.smtp),
+      message_size_limit: positiveInt.default(DEFAULT_MESSAGE_SIZE_LIMIT),
+    })
+    .prefault({}),
+  imap: z.strictObject(section(listener, DEFAULT_LISTENERS.imap)).prefault({}),
+  pop3: z.strictObject(section(listener, DEFAULT_LISTENERS.pop3)).prefault({}),
+  lmtp: z.strictObject(section(listener, DEFAULT_LISTENERS.lmtp)).prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      format: z.enum(['json', 'text']).default('json'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type StoreSettings = Config['store'];
+export type LogSettings = Config['log'];
+export type TlsFiles = z.output<typeof tlsFiles>;
+
+export const PROTOCOLS = ['smtp', 'lmtp', 'imap', 'pop3'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/** One configured listener, flattened out of its protocol section. */
+export interface ListenerSettings {
+  proto: Protocol;
+  /** the key path of the entry, e.g. smtp.listen[1], for messages */
+  key: string;
+  address: string;
+  port: number;
+  tls?: 'implicit';
+  submission: boolean;
+  maxConnections?: number;
+  maxConnectionsPerClient?: number;
+}
+
+export function configuredListeners(config: Config): ListenerSettings[] {
+  const out: ListenerSettings[] = [];
+  for (const proto of PROTOCOLS) {
+    config[proto].listen.forEach((entry, i) => {
+      out.push({
+        proto,
+        key: `${proto}.listen[${i}]`,
+        address: entry.address,
+        port: entry.port,
+        ...(entry.tls ? { tls: entry.tls } : {}),
+        submission: 'submission' in entry && entry.submission === true,
+        ...(entry.max_connections ? { maxConnections: entry.max_connections } : {}),
+        ...(entry.max_connections_per_client ? { maxConnectionsPerClient: entry.max_connections_per_client } : {}),
+      });
+    });
+  }
+  return out;
+}
