@@ -8,7 +8,7 @@ import type { AppendResult, NewMessage } from '../../api.js';
 import { normalizeFlags, sha256 } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { refBlobSql, upsertBlobSql } from './blobs.js';
-import { NOTIFY_CHANNEL, type Db, type Sql } from './db.js';
+import { notifyMailboxes, type Db, type Sql } from './db.js';
 import { validId } from './mailboxes.js';
 import { assertQuota, holdQuota, isSeen } from './message-state.js';
 
@@ -115,21 +115,21 @@ async function insertMessage(sql: Sql, message: NewMessage, p: Placement): Promi
     p.uidValidity,
     p.accountId,
     message.idempotencyKey ?? null,
-    NOTIFY_CHANNEL,
   ];
   if (message.content) params.push(message.content, p.now);
   const inserted = (await sql.query(insertStatement(message), params)).rows;
   // only possible with blobId: the blob was collected since sizeOf() saw it
   if (inserted.length === 0) throw new StoreError('not_found', `blob ${message.blobId} not found`);
+  notifyMailboxes(sql, [{ id: p.mailboxId, highestModseq: p.modseq }]);
 }
 
 /**
- * Blob reference, message row, delivery key and signal in one statement, so that the mailbox lock is
+ * Blob reference, message row and delivery key in one statement, so that the mailbox lock is
  * held for as few round trips as possible. The blob is locked after the mailbox, as everywhere.
  * Yields one row when the message was inserted, none when a `blobId` does not exist.
  */
 function insertStatement(message: NewMessage): string {
-  const blob = message.content ? upsertBlobSql('$7', '$6', '$12', '$13') : refBlobSql('$7');
+  const blob = message.content ? upsertBlobSql('$7', '$6', '$11', '$12') : refBlobSql('$7');
   return `WITH blob AS (${blob}),
      ins AS (
        INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, internal_date, size, blob_id)
@@ -138,5 +138,5 @@ function insertStatement(message: NewMessage): string {
        UPDATE delivery_keys SET mailbox_id = $1, uid = $2, modseq = $3, uid_validity = $8
         WHERE account_id = $9 AND key = $10 RETURNING 1
      )
-     SELECT pg_notify($11, $1 || ':' || $3) FROM ins`;
+     SELECT 1 FROM ins`;
 }

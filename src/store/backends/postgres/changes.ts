@@ -32,10 +32,35 @@ export class PgChangeFeed implements ChangeFeed {
   private retryMs = FIRST_RETRY_MS;
   private closed = false;
 
+  private outgoing = new Map<number, number>();
+  private sending: Promise<void> | null = null;
+
   constructor(private readonly db: Db) {
-    // A write from this Store waits while the first LISTEN is being set up, so a session that
-    // subscribed and then wrote is sure to hear its own change.
-    db.writeGate = () => this.firstConnect ?? Promise.resolve();
+    // Committed changes wake this node's sessions at once and the other nodes through NOTIFY.
+    db.signalSink = (signals) => {
+      for (const [mailboxId, highestModseq] of signals) {
+        this.emit({ mailboxId, highestModseq });
+        this.outgoing.set(mailboxId, Math.max(highestModseq, this.outgoing.get(mailboxId) ?? 0));
+      }
+      this.sending ??= this.send();
+    };
+  }
+
+  /**
+   * Sends the queued signals, several commits' worth in one NOTIFY transaction, one at a time. It is
+   * only a wake-up, so it does not wait for a WAL flush (synchronous_commit off): losing one in a crash
+   * loses nothing that since() would not find. Payloads are built from integers only.
+   */
+  private async send(): Promise<void> {
+    while (this.outgoing.size > 0 && !this.closed) {
+      const batch = [...this.outgoing];
+      this.outgoing = new Map();
+      const calls = batch.map(([id, modseq]) => `pg_notify('${NOTIFY_CHANNEL}', '${Math.trunc(id)}:${Math.trunc(modseq)}')`);
+      await this.db
+        .query('changes.notify', `BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT ${calls.join(', ')}; COMMIT`)
+        .catch(() => undefined); // the database is down: sessions resync when the LISTEN connection returns
+    }
+    this.sending = null;
   }
 
   async since(mailboxId: number, modseq: number): Promise<MailboxChange[]> {
@@ -74,6 +99,7 @@ export class PgChangeFeed implements ChangeFeed {
   }
 
   async close(): Promise<void> {
+    await this.sending;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;

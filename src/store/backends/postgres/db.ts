@@ -38,10 +38,15 @@ export interface DbOptions {
   connectTimeoutMs?: number;
 }
 
+/** Mailbox signals a transaction recorded (mailbox id → highest modseq), keyed by its connection. */
+const recordedSignals = new WeakMap<object, Map<number, number>>();
+
+export type SignalSink = (signals: ReadonlyMap<number, number>) => void;
+
 export class Db {
   readonly pool: pg.Pool;
-  /** Set by the change feed: writes wait while its LISTEN connection is being set up (see changes.ts). */
-  writeGate: (() => Promise<void>) | null = null;
+  /** Set by the change feed: receives the signals of each committed transaction (see changes.ts). */
+  signalSink: SignalSink | null = null;
   private closed = false;
 
   constructor(readonly options: DbOptions) {
@@ -76,7 +81,6 @@ export class Db {
    * serialization failure the whole of `fn` runs again, so `fn` must have no effects outside `sql`.
    */
   async tx<T>(what: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
-    if (this.writeGate) await this.writeGate();
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.once(fn);
@@ -93,10 +97,13 @@ export class Db {
   private async once<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: unknown = undefined;
+    const signals = new Map<number, number>();
+    recordedSignals.set(client, signals);
     try {
       await client.query('BEGIN');
       const result = await fn(client as Sql);
       await client.query('COMMIT');
+      if (signals.size > 0) this.signalSink?.(signals);
       return result;
     } catch (err) {
       try {
@@ -106,6 +113,7 @@ export class Db {
       }
       throw err;
     } finally {
+      recordedSignals.delete(client);
       // a connection that failed to roll back is in an unknown state: destroy it rather than reuse it
       client.release(broken === undefined ? undefined : toError(broken));
     }
@@ -122,8 +130,13 @@ function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-/** Signals a mailbox change to every node; inside a transaction it is sent only if that commits. */
-export async function notifyMailboxes(sql: Sql, changes: readonly { id: number; highestModseq: number }[]): Promise<void> {
-  if (changes.length === 0) return;
-  await sql.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [NOTIFY_CHANNEL, changes.map((c) => `${c.id}:${c.highestModseq}`)]);
+/**
+ * Records a mailbox change to signal once the transaction of `sql` commits. The NOTIFY is sent after
+ * COMMIT, outside the writing transaction: PostgreSQL serialises the commits of notifying transactions
+ * on one global lock, which would cap appends across all mailboxes at one WAL flush at a time.
+ */
+export function notifyMailboxes(sql: Sql, changes: readonly { id: number; highestModseq: number }[]): void {
+  const signals = recordedSignals.get(sql);
+  if (!signals) throw new Error('notifyMailboxes outside Db.tx');
+  for (const c of changes) signals.set(c.id, Math.max(c.highestModseq, signals.get(c.id) ?? 0));
 }

@@ -68,7 +68,7 @@ export async function purgeMailboxes(sql: Sql, ids: readonly number[]): Promise<
   );
   await sql.query('DELETE FROM mailboxes WHERE id = ANY($1::int[])', [ids]);
   // wakes sessions that have the mailbox open, so that they notice it is gone
-  await notifyMailboxes(
+  notifyMailboxes(
     sql,
     locked.map((r) => ({ id: r.id, highestModseq: r.highest_modseq })),
   );

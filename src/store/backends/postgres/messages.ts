@@ -105,7 +105,7 @@ export class PgMessages implements MessageStore {
           [mailboxId, JSON.stringify(plan.updated)],
         );
         await saveMailbox(sql, box, { messages: 0, unseen: plan.unseenDelta, size: 0 });
-        await notifyMailboxes(sql, [{ id: box.id, highestModseq: box.highestModseq }]);
+        notifyMailboxes(sql, [{ id: box.id, highestModseq: box.highestModseq }]);
       }
       return { updated: plan.updated, modified: plan.modified };
     });
@@ -132,7 +132,7 @@ export class PgMessages implements MessageStore {
         sql,
         removed.map((r) => r.blob_id),
       );
-      await notifyMailboxes(sql, [{ id: box.id, highestModseq: box.highestModseq }]);
+      notifyMailboxes(sql, [{ id: box.id, highestModseq: box.highestModseq }]);
       return expunged;
     });
   }

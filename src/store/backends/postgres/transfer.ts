@@ -85,7 +85,7 @@ export async function transfer(db: Db, fromId: number, uids: UidRange[], toId: n
         rows.map((r) => r.blob_id),
       );
     }
-    await notifyMailboxes(sql, [...new Map([source, dest].map((b) => [b.id, { id: b.id, highestModseq: b.highestModseq }])).values()]);
+    notifyMailboxes(sql, [...new Map([source, dest].map((b) => [b.id, { id: b.id, highestModseq: b.highestModseq }])).values()]);
     return { uidValidity: dest.uidValidity, uids: pairs };
   });
 }
