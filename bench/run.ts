@@ -1,0 +1,20 @@
+/*
+ * `npm run bench -- <suite>`: runs one benchmark suite (or all) and prints its table.
+ * Every suite bounds its load in count and time and talks only to loopback.
+ */
+import '../src/threadpool.js';
+
+const suites: Record<string, () => Promise<void>> = {
+  store: async () => (await import('./store.js')).main(),
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const names = wanted.length > 0 ? wanted : Object.keys(suites);
+for (const name of names) {
+  const suite = suites[name];
+  if (!suite) {
+    console.error(`unknown benchmark "${name}"; known: ${Object.keys(suites).join(', ')}`);
+    process.exit(2);
+  }
+  await suite();
+}
