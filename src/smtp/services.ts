@@ -1,0 +1,70 @@
+/*
+ * What the SMTP/LMTP server needs from the rest of Cartero, injected at start so that the protocol code
+ * knows nothing about storage, directory or routing. serve.ts wires the real implementations
+ * (src/policy/, src/auth/, src/queue/); tests pass fakes. Every method may throw a StoreError
+ * `unavailable`, which the session answers with a 4xx (451 4.3.0) and nothing is acknowledged.
+ */
+
+/** The client side of one SMTP session, as policy sees it. */
+export interface ClientInfo {
+  /** remote IP address (IPv4 or IPv6, no brackets) */
+  address: string;
+  port: number;
+  /** EHLO/HELO argument */
+  helo: string | null;
+  tls: boolean;
+  /** the authenticated SASL identity (an account address), or null */
+  authUser: string | null;
+  /** the client is in `mynetworks` */
+  trusted: boolean;
+  /** the listener is a submission port (RFC 6409) */
+  submission: boolean;
+}
+
+export type RecipientVerdict =
+  /** accept; `local` marks a recipient delivered into a mailbox here, `relay` one passed on */
+  | { action: 'accept'; kind: 'local' | 'relay' }
+  /** refuse with this reply, e.g. 550 5.1.1, 554 5.7.1 Relay access denied, 452 4.2.2 over quota */
+  | { action: 'reject'; code: number; enhanced: string; text: string };
+
+export interface RecipientQuery {
+  client: ClientInfo;
+  /** envelope sender ("" for the null sender) */
+  sender: string;
+  /** the recipient address as parsed from RCPT TO (no angle brackets) */
+  recipient: string;
+}
+
+export interface SenderQuery {
+  client: ClientInfo;
+  sender: string;
+}
+
+export type SenderVerdict = { action: 'accept' } | { action: 'reject'; code: number; enhanced: string; text: string };
+
+export interface EnvelopeRecipient {
+  address: string;
+  orcpt?: string | null;
+  notify?: string[] | null;
+}
+
+export interface Envelope {
+  sender: string;
+  recipients: EnvelopeRecipient[];
+  /** JSON-serialisable details kept with the queue entry: client, helo, auth, ret, envid, body, smtputf8 */
+  meta: Record<string, unknown>;
+}
+
+export interface SmtpServices {
+  /** RCPT-time policy (relay restrictions, recipient maps, quota when known) */
+  checkRecipient(query: RecipientQuery): Promise<RecipientVerdict>;
+  /** MAIL-time policy (on submission: the authenticated user may only use their own addresses) */
+  checkSender(query: SenderQuery): Promise<SenderVerdict>;
+  /** SASL PLAIN/LOGIN credential check; returns the canonical account address or null */
+  authenticate(user: string, password: string): Promise<string | null>;
+  /**
+   * Durable queue commit: resolves only after the message and its envelope are on stable storage.
+   * `content` is the full message as it will be stored (our Received: header already prepended).
+   */
+  commit(envelope: Envelope, content: Buffer): Promise<{ queueId: string }>;
+}
