@@ -38,7 +38,7 @@ describe('validateConfig', () => {
     assert.ok(c.hostname.length > 0);
     assert.deepEqual(c.store, { backend: 'embedded', path: join(dir, 'data'), migrate_on_start: true });
     assert.equal(c.smtp.message_size_limit, 10240000);
-    assert.deepEqual(c.log, { level: 'info', format: 'json' });
+    assert.deepEqual(c.log, { level: 'info', format: 'json', stats_interval: 0 });
     assert.deepEqual(
       configuredListeners(c).map((l) => `${l.proto} ${l.address}:${l.port}${l.submission ? ' submission' : ''}`),
       [

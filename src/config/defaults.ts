@@ -13,6 +13,21 @@ export const DEFAULT_MYNETWORKS: readonly string[] = ['127.0.0.0/8', '::1/128'];
 export const DEFAULT_MAX_CONNECTIONS = 1000;
 export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 50;
 
+/** Queue manager and local delivery (the `delivery:` section); times in seconds unless named _ms. */
+export const DEFAULT_DELIVERY = {
+  recipient_delimiter: '+',
+  /** Postfix's minimal_backoff_time, maximal_backoff_time and maximal_queue_lifetime */
+  minimal_backoff: 300,
+  maximal_backoff: 4000,
+  maximal_queue_lifetime: 5 * 24 * 3600,
+  concurrency: 20,
+  lease_seconds: 60,
+  poll_interval_ms: 1000,
+  /** Postfix's virtual_alias_recursion_limit is 1000; ten levels are plenty for real alias tables. */
+  virtual_alias_recursion_limit: 10,
+  virtual_alias_expansion_limit: 1000,
+} as const;
+
 export const DEFAULT_LISTENERS = {
   smtp: [
     { address: '127.0.0.1', port: 2525 },

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseCidr } from './cidr.js';
 import {
+  DEFAULT_DELIVERY,
   DEFAULT_LISTENERS,
   DEFAULT_MESSAGE_SIZE_LIMIT,
   DEFAULT_MYNETWORKS,
@@ -72,6 +73,30 @@ const store = z
   .discriminatedUnion('backend', [embeddedStore, postgresStore])
   .prefault({ backend: 'embedded', path: DEFAULT_STORE_PATH });
 
+const D = DEFAULT_DELIVERY;
+const delivery = z
+  .strictObject({
+    recipient_delimiter: z
+      .string({ error: 'a string of delimiter characters such as "+" (empty: no subaddressing)' })
+      .max(8)
+      .regex(/^[^\s@"%!\\]*$/, { error: 'delimiter characters other than space, @, ", %, ! and \\' })
+      .default(D.recipient_delimiter),
+    minimal_backoff: positiveInt.default(D.minimal_backoff),
+    maximal_backoff: positiveInt.default(D.maximal_backoff),
+    maximal_queue_lifetime: positiveInt.default(D.maximal_queue_lifetime),
+    concurrency: positiveInt.max(10_000).default(D.concurrency),
+    lease_seconds: positiveInt.max(86_400).default(D.lease_seconds),
+    poll_interval_ms: positiveInt.max(3_600_000).default(D.poll_interval_ms),
+    virtual_alias_recursion_limit: positiveInt.max(1000).default(D.virtual_alias_recursion_limit),
+    virtual_alias_expansion_limit: positiveInt.max(100_000).default(D.virtual_alias_expansion_limit),
+  })
+  .superRefine((d, ctx) => {
+    if (d.maximal_backoff < d.minimal_backoff) {
+      ctx.addIssue({ code: 'custom', path: ['maximal_backoff'], message: `a number >= minimal_backoff (${d.minimal_backoff})` });
+    }
+  })
+  .prefault({});
+
 function section<L extends z.ZodType>(entry: L, defaults: readonly z.input<L>[]) {
   return {
     listen: z.array(entry).prefault(defaults as z.input<L>[]),
@@ -96,10 +121,13 @@ export const configSchema = z.strictObject({
   imap: z.strictObject(section(listener, DEFAULT_LISTENERS.imap)).prefault({}),
   pop3: z.strictObject(section(listener, DEFAULT_LISTENERS.pop3)).prefault({}),
   lmtp: z.strictObject(section(listener, DEFAULT_LISTENERS.lmtp)).prefault({}),
+  delivery,
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       format: z.enum(['json', 'text']).default('json'),
+      /** seconds between `stats` lines (event-loop delay, memory); 0 = never */
+      stats_interval: z.number({ error: 'a number of seconds (0 = off)' }).int().min(0).default(0),
     })
     .prefault({}),
 });
@@ -107,6 +135,7 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type StoreSettings = Config['store'];
 export type LogSettings = Config['log'];
+export type DeliverySettings = Config['delivery'];
 export type TlsFiles = z.output<typeof tlsFiles>;
 
 export const PROTOCOLS = ['smtp', 'lmtp', 'imap', 'pop3'] as const;

@@ -26,7 +26,7 @@ export interface LoggerOptions {
   destination?: { write(line: string): unknown };
 }
 
-export function createLogger(settings: LogSettings, options: LoggerOptions = {}): Logger {
+export function createLogger(settings: Pick<LogSettings, 'level' | 'format'>, options: LoggerOptions = {}): Logger {
   const out = options.destination ?? process.stdout;
   const dest: DestinationStream =
     settings.format === 'text' ? textDestination(out) : { write: (line: string) => void out.write(line) };

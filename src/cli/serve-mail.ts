@@ -1,0 +1,67 @@
+/*
+ * Wires the receiving path for `cartero serve`: the SmtpServices the SMTP/LMTP server calls (recipient
+ * and sender policy, authentication, queue commit) and the queue scheduler with the local delivery
+ * agent. Builds objects only: it binds no port and starts nothing until scheduler.start().
+ * Errors come from the parts it wires (store errors propagate to the SMTP session).
+ */
+import type { Config } from '../config/schema.js';
+import { createAuthenticator } from '../auth/authenticate.js';
+import { createLocalAgent } from '../delivery/local.js';
+import type { Logger } from '../log/logger.js';
+import { LocalDomains } from '../policy/domains.js';
+import { createNetworkMatcher } from '../policy/mynetworks.js';
+import { createRecipientPolicy } from '../policy/recipients.js';
+import { createSenderPolicy } from '../policy/sender.js';
+import { createCommit } from '../queue/commit.js';
+import { localDomainRouter, QueueScheduler } from '../queue/scheduler.js';
+import type { SmtpServices } from '../smtp/services.js';
+import type { Clock, Store } from '../store/index.js';
+import { systemClock } from '../store/api.js';
+
+export interface MailServicesOptions {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  clock?: Clock;
+}
+
+export interface MailServices {
+  services: SmtpServices;
+  scheduler: { start(): void; stop(): Promise<void>; kick(): void };
+  /** the `mynetworks` test for ClientInfo.trusted */
+  trusted(address: string): boolean;
+}
+
+export function startMailServices(options: MailServicesOptions): MailServices {
+  const { config, store, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const d = config.delivery;
+  const domains = new LocalDomains({ store, domains: config.domains, relayDomains: config.relay_domains, clock });
+  const delimiters = d.recipient_delimiter;
+  const scheduler = new QueueScheduler({
+    store,
+    logger,
+    clock,
+    router: localDomainRouter(domains),
+    local: createLocalAgent({ store, delimiters }),
+    owner: `${config.hostname}:${process.pid}`,
+    concurrency: d.concurrency,
+    leaseMs: d.lease_seconds * 1000,
+    pollIntervalMs: d.poll_interval_ms,
+    backoff: { minimalMs: d.minimal_backoff * 1000, maximalMs: d.maximal_backoff * 1000, lifetimeMs: d.maximal_queue_lifetime * 1000 },
+  });
+  const expandOptions = {
+    store,
+    domains,
+    delimiters,
+    recursionLimit: d.virtual_alias_recursion_limit,
+    expansionLimit: d.virtual_alias_expansion_limit,
+  };
+  const services: SmtpServices = {
+    checkRecipient: createRecipientPolicy({ store, domains, delimiters }),
+    checkSender: createSenderPolicy({ store, delimiters, recursionLimit: d.virtual_alias_recursion_limit }),
+    authenticate: createAuthenticator(store),
+    commit: createCommit({ ...expandOptions, clock, logger, onCommitted: () => scheduler.kick() }),
+  };
+  return { services, scheduler, trusted: createNetworkMatcher(config.mynetworks) };
+}

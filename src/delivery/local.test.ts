@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { provisionAccount } from '../directory/accounts.js';
+import type { DeliveryJob } from '../queue/agent.js';
+import { inboxTexts, ManualClock, message, openTestStore, type TestStore } from '../queue/testing.js';
+import { createLocalAgent, withDeliveryHeaders } from './local.js';
+
+let t: TestStore;
+const clock = new ManualClock();
+
+before(async () => {
+  t = await openTestStore();
+  await t.store.directory.addDomain('example.test');
+  await provisionAccount(t.store, 'bob@example.test', null);
+  await provisionAccount(t.store, 'small@example.test', null, 50);
+  // an account made without provisionAccount has no INBOX yet
+  await t.store.directory.addAccount({ address: 'bare@example.test', passwordHash: null });
+});
+
+after(() => t.cleanup());
+
+const job = (recipient: string, o: Partial<DeliveryJob> = {}): DeliveryJob => ({
+  queueId: 'Q1',
+  sender: 'alice@sender.test',
+  recipient,
+  content: message('local'),
+  now: clock.now(),
+  ...o,
+});
+
+test('files the message into INBOX with Return-Path and Delivered-To on top, bytes unchanged below', async () => {
+  const agent = createLocalAgent({ store: t.store, delimiters: '+' });
+  assert.equal(agent.relay, 'local');
+  assert.deepEqual(await agent.deliver(job('bob@example.test')), { outcome: 'done', reason: 'delivered to mailbox' });
+  const [stored] = await inboxTexts(t.store, 'bob@example.test');
+  assert.equal(stored, `Return-Path: <alice@sender.test>\r\nDelivered-To: bob@example.test\r\n${message('local').toString()}`);
+});
+
+test('the same (queue id, recipient) is stored once; another queue id is a new message', async () => {
+  const agent = createLocalAgent({ store: t.store, delimiters: '+' });
+  const before = (await inboxTexts(t.store, 'bob@example.test')).length;
+  const again = await agent.deliver(job('bob@example.test'));
+  assert.equal(again.outcome, 'done');
+  assert.match(again.reason, /duplicate suppressed/);
+  assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, before);
+  await agent.deliver(job('bob@example.test', { queueId: 'Q2' }));
+  assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, before + 1);
+});
+
+test('null sender, subaddressed recipient, missing INBOX created', async () => {
+  const agent = createLocalAgent({ store: t.store, delimiters: '+' });
+  assert.equal((await agent.deliver(job('bare+tag@example.test', { sender: '' }))).outcome, 'done');
+  const [stored] = await inboxTexts(t.store, 'bare@example.test');
+  assert.ok(stored?.startsWith('Return-Path: <>\r\nDelivered-To: bare+tag@example.test\r\nFrom: '));
+});
+
+test('unknown user fails 550 5.1.1; over quota defers 452 4.2.2', async () => {
+  const agent = createLocalAgent({ store: t.store, delimiters: '+' });
+  const unknown = await agent.deliver(job('nobody@example.test'));
+  assert.deepEqual(unknown, { outcome: 'failed', reason: '550 5.1.1 <nobody@example.test>: user unknown in virtual mailbox table' });
+  assert.equal((await agent.deliver(job('x%y@example.test'))).outcome, 'failed');
+  const full = await agent.deliver(job('small@example.test'));
+  assert.deepEqual(full, { outcome: 'deferred', reason: '452 4.2.2 <small@example.test>: Mailbox full' });
+  assert.deepEqual(await inboxTexts(t.store, 'small@example.test'), []);
+});
+
+test('header values cannot carry a line break', () => {
+  const out = withDeliveryHeaders(Buffer.from('X: y\r\n\r\n'), 'a@b\r\nBcc: evil@x', 'c@d\n').toString();
+  assert.equal(out, 'Return-Path: <a@bBcc: evil@x>\r\nDelivered-To: c@d\r\nX: y\r\n\r\n');
+});
+
+test('an unavailable store defers instead of throwing', async () => {
+  const other = await openTestStore();
+  await other.store.close();
+  const agent = createLocalAgent({ store: other.store, delimiters: '+' });
+  const result = await agent.deliver(job('bob@example.test'));
+  assert.equal(result.outcome, 'deferred');
+  assert.match(result.reason, /^451 4\.3\.0 /);
+  await other.cleanup().catch(() => undefined); // closing twice may throw; the directory is removed anyway
+});

@@ -1,0 +1,75 @@
+/*
+ * The local delivery agent: files one queue recipient of a local domain into its account's INBOX, with
+ * Return-Path: and Delivered-To: prepended, appended under the idempotency key `<queue id>:<recipient>`
+ * so a retry after a crash between insertion and queue completion finds the first copy instead of making
+ * a second. Never touches the queue and never throws for a delivery problem: over quota and store
+ * trouble defer, an account that no longer exists fails (550 5.1.1).
+ */
+import { isPlainLocalPart, localKey, splitAddress, stripSubaddress, headerSafe } from '../policy/address.js';
+import type { AgentResult, DeliveryAgent, DeliveryJob } from '../queue/agent.js';
+import type { Account, Mailbox, Store } from '../store/index.js';
+import { isStoreError } from '../store/index.js';
+
+export interface LocalAgentOptions {
+  store: Store;
+  /** recipient_delimiter characters, for recipients queued before expansion stripped them */
+  delimiters: string;
+}
+
+const INBOX = 'INBOX';
+
+async function findAccount(store: Store, recipient: string, delimiters: string): Promise<Account | null> {
+  const split = splitAddress(recipient);
+  if (!split || !isPlainLocalPart(split.local)) return null;
+  const account = await store.directory.getAccount(localKey(split.local, split.domain));
+  if (account) return account;
+  const base = stripSubaddress(split.local, delimiters);
+  return base === null ? null : store.directory.getAccount(localKey(base, split.domain));
+}
+
+/** The account's INBOX, created when missing (an account made outside provisionAccount, or deleted by hand). */
+async function inboxOf(store: Store, account: Account): Promise<Mailbox> {
+  const existing = await store.mailboxes.get(account.id, INBOX);
+  if (existing) return existing;
+  try {
+    return await store.mailboxes.create(account.id, INBOX, { subscribed: true });
+  } catch (err) {
+    // another delivery created it first
+    const raced = isStoreError(err, 'exists') ? await store.mailboxes.get(account.id, INBOX) : null;
+    if (raced) return raced;
+    throw err;
+  }
+}
+
+/** The delivered bytes: our two trace headers on top of the queued message (RFC 5321 §4.4, Postfix local(8)). */
+export function withDeliveryHeaders(content: Buffer, sender: string, recipient: string): Buffer {
+  const head = `Return-Path: <${headerSafe(sender)}>\r\nDelivered-To: ${headerSafe(recipient)}\r\n`;
+  return Buffer.concat([Buffer.from(head, 'utf8'), content]);
+}
+
+function failureOf(err: unknown, recipient: string): AgentResult {
+  const text = err instanceof Error ? err.message : String(err);
+  if (isStoreError(err, 'over_quota')) return { outcome: 'deferred', reason: `452 4.2.2 <${recipient}>: Mailbox full` };
+  if (isStoreError(err, 'not_found')) return { outcome: 'deferred', reason: `451 4.3.0 mailbox vanished during delivery: ${text}` };
+  return { outcome: 'deferred', reason: `451 4.3.0 mailbox store: ${text}` };
+}
+
+export function createLocalAgent(options: LocalAgentOptions): DeliveryAgent {
+  const { store, delimiters } = options;
+  return {
+    relay: 'local',
+    async deliver(job: DeliveryJob): Promise<AgentResult> {
+      try {
+        const account = await findAccount(store, job.recipient, delimiters);
+        if (!account) return { outcome: 'failed', reason: `550 5.1.1 <${job.recipient}>: user unknown in virtual mailbox table` };
+        const inbox = await inboxOf(store, account);
+        const content = withDeliveryHeaders(job.content, job.sender, job.recipient);
+        const result = await store.messages.append(inbox.id, { content, idempotencyKey: `${job.queueId}:${job.recipient}` }, job.now);
+        const reason = result.duplicate ? 'delivered to mailbox (already there: duplicate suppressed)' : 'delivered to mailbox';
+        return { outcome: 'done', reason };
+      } catch (err) {
+        return failureOf(err, job.recipient);
+      }
+    },
+  };
+}

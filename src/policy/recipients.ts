@@ -1,0 +1,53 @@
+/*
+ * RCPT-time policy, Postfix's smtpd_relay_restrictions + local_recipient_maps: local domains accept only
+ * known recipients (account, alias, subaddress, catch-all), relay_domains accept from anyone, any other
+ * destination needs mynetworks or AUTH. Routing syntax in an address is never honoured: it is an unknown
+ * user in a local domain and a foreign destination otherwise. Store errors propagate (the session
+ * answers 451 4.3.0); this module never writes.
+ */
+import type { RecipientQuery, RecipientVerdict } from '../smtp/services.js';
+import type { Account, Store } from '../store/index.js';
+import { splitAddress } from './address.js';
+import type { LocalDomains } from './domains.js';
+import { lookupLocal } from './lookup.js';
+
+export interface RecipientPolicyOptions {
+  store: Store;
+  domains: LocalDomains;
+  /** recipient_delimiter characters; '' disables subaddressing */
+  delimiters: string;
+}
+
+export type RecipientPolicy = (query: RecipientQuery) => Promise<RecipientVerdict>;
+
+const reject = (code: number, enhanced: string, text: string): RecipientVerdict => ({ action: 'reject', code, enhanced, text });
+
+export const unknownUser = (rcpt: string): RecipientVerdict =>
+  reject(550, '5.1.1', `<${rcpt}>: Recipient address rejected: User unknown in virtual mailbox table`);
+
+async function quotaExceeded(store: Store, account: Account): Promise<boolean> {
+  if (account.quotaBytes === null) return false;
+  const quota = await store.messages.quota(account.id);
+  return quota.limitBytes !== null && quota.bytes >= quota.limitBytes;
+}
+
+export function createRecipientPolicy(options: RecipientPolicyOptions): RecipientPolicy {
+  const { store, domains, delimiters } = options;
+  return async ({ client, recipient }) => {
+    const split = splitAddress(recipient);
+    if (!split || split.local === '') {
+      return reject(504, '5.5.2', `<${recipient}>: Recipient address rejected: need fully-qualified address`);
+    }
+    if (domains.isRelay(split.domain)) return { action: 'accept', kind: 'relay' };
+    if (await domains.isLocal(split.domain)) {
+      const target = await lookupLocal(store, split.local, split.domain, delimiters);
+      if (target.kind === 'unknown') return unknownUser(recipient);
+      if (target.kind === 'account' && (await quotaExceeded(store, target.account))) {
+        return reject(452, '4.2.2', `<${recipient}>: Mailbox full`);
+      }
+      return { action: 'accept', kind: 'local' };
+    }
+    if (client.trusted || client.authUser !== null) return { action: 'accept', kind: 'relay' };
+    return reject(554, '5.7.1', `<${recipient}>: Relay access denied`);
+  };
+}

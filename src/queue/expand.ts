@@ -1,0 +1,93 @@
+/*
+ * Virtual alias expansion at commit time, once per message: every envelope recipient of a local domain
+ * is followed through the directory (aliases, subaddresses, catch-all) to its final addresses; remote
+ * targets stay as they are for the routing stage. Loops, excess depth, unknown users and bad targets
+ * never fail the commit: they become final recipients carrying a failure reason. Finals are
+ * deduplicated. Store errors propagate (the session answers 451 and nothing is queued).
+ */
+import type { EnvelopeRecipient } from '../smtp/services.js';
+import type { QueueRecipientInput, Store } from '../store/index.js';
+import { isPlainLocalPart, localKey, recipientKey, splitAddress } from '../policy/address.js';
+import type { LocalDomains } from '../policy/domains.js';
+import { lookupLocal } from '../policy/lookup.js';
+import type { ExpansionRecord } from './meta.js';
+
+export interface ExpandOptions {
+  store: Store;
+  domains: LocalDomains;
+  delimiters: string;
+  /** alias levels followed before giving up (virtual_alias_recursion_limit) */
+  recursionLimit: number;
+  /** final addresses one original recipient may produce (virtual_alias_expansion_limit) */
+  expansionLimit: number;
+}
+
+export interface Expansion extends ExpansionRecord {
+  recipients: QueueRecipientInput[];
+}
+
+interface Final {
+  address: string;
+  failure: string | null;
+}
+
+/** The address as the directory stores it when it is plain, else as given (for messages and keys). */
+function display(address: string): string {
+  const split = splitAddress(address);
+  return split && isPlainLocalPart(split.local) ? localKey(split.local, split.domain) : address;
+}
+
+async function visit(address: string, path: string[], out: Final[], o: ExpandOptions): Promise<void> {
+  if (out.length > o.expansionLimit) return;
+  const split = splitAddress(address);
+  if (!split) {
+    out.push({ address, failure: `553 5.1.3 <${address}>: bad address syntax in alias target` });
+    return;
+  }
+  if (!(await o.domains.isLocal(split.domain))) {
+    out.push({ address, failure: null });
+    return;
+  }
+  const target = await lookupLocal(o.store, split.local, split.domain, o.delimiters);
+  if (target.kind === 'account') {
+    out.push({ address: target.account.address, failure: null });
+  } else if (target.kind === 'unknown') {
+    out.push({ address: display(address), failure: `550 5.1.1 <${address}>: user unknown in virtual mailbox table` });
+  } else if (path.includes(target.alias.source)) {
+    const loop = [...path, target.alias.source].join(' -> ');
+    out.push({ address: display(address), failure: `554 5.4.6 <${address}>: mail forwarding loop (${loop})` });
+  } else if (path.length >= o.recursionLimit) {
+    out.push({ address: display(address), failure: `554 5.4.6 <${address}>: alias expansion deeper than ${o.recursionLimit} levels` });
+  } else {
+    for (const next of target.alias.targets) await visit(next.trim(), [...path, target.alias.source], out, o);
+  }
+}
+
+async function expandOne(rcpt: EnvelopeRecipient, o: ExpandOptions): Promise<Final[]> {
+  const out: Final[] = [];
+  await visit(rcpt.address, [], out, o);
+  if (out.length <= o.expansionLimit) return out;
+  const failure = `554 5.4.6 <${rcpt.address}>: alias expansion produced more than ${o.expansionLimit} addresses`;
+  return [{ address: display(rcpt.address), failure }];
+}
+
+export async function expandRecipients(recipients: readonly EnvelopeRecipient[], o: ExpandOptions): Promise<Expansion> {
+  const result: Expansion = { recipients: [], expanded: {}, undeliverable: {} };
+  const seen = new Set<string>();
+  for (const rcpt of recipients) {
+    const finals = await expandOne(rcpt, o);
+    const same = finals.length === 1 && finals[0]?.address.toLowerCase() === rcpt.address.toLowerCase();
+    if (!same) result.expanded[rcpt.address] = finals.map((f) => f.address);
+    for (const f of finals) {
+      const key = recipientKey(f.address);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const rewritten = f.address.toLowerCase() !== rcpt.address.toLowerCase();
+      // RFC 3461: keep what the client asked for; when it gave nothing, remember the address before rewriting.
+      const orcpt = rcpt.orcpt ?? (rewritten ? `rfc822;${rcpt.address}` : null);
+      result.recipients.push({ address: f.address, orcpt, notify: rcpt.notify ?? null });
+      if (f.failure !== null) result.undeliverable[f.address] = f.failure;
+    }
+  }
+  return result;
+}

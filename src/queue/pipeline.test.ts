@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { hashPassword } from '../auth/password.js';
+import { startMailServices, type MailServices } from '../cli/serve-mail.js';
+import { validateConfig } from '../config/validate.js';
+import { provisionAccount } from '../directory/accounts.js';
+import type { ClientInfo } from '../smtp/services.js';
+import { captureLogger, inboxTexts, message, openTestStore, type TestStore } from './testing.js';
+
+let t: TestStore;
+let mail: MailServices;
+const { logger, lines } = captureLogger();
+
+before(async () => {
+  t = await openTestStore();
+  await t.store.directory.addDomain('example.test');
+  await provisionAccount(t.store, 'bob@example.test', await hashPassword('secret'));
+  const result = validateConfig({ hostname: 'mx.example.test', domains: ['example.test'], relay_domains: ['relay.test'], delivery: { poll_interval_ms: 60_000 } }, '/tmp');
+  assert.ok('config' in result);
+  mail = startMailServices({ config: result.config, store: t.store, logger });
+});
+
+after(async () => {
+  await mail.scheduler.stop();
+  await t.cleanup();
+});
+
+const client = (o: Partial<ClientInfo> = {}): ClientInfo => ({
+  address: '203.0.113.5', port: 1234, helo: 'h', tls: false, authUser: null, trusted: false, submission: false, ...o,
+});
+
+test('startMailServices wires policy, auth, commit and the scheduler with the config', async () => {
+  const { services } = mail;
+  assert.deepEqual(await services.checkRecipient({ client: client(), sender: '', recipient: 'bob+x@example.test' }), { action: 'accept', kind: 'local' });
+  assert.equal((await services.checkRecipient({ client: client(), sender: '', recipient: 'x@remote.test' })).action, 'reject');
+  assert.deepEqual(await services.checkRecipient({ client: client(), sender: '', recipient: 'x@relay.test' }), { action: 'accept', kind: 'relay' });
+  assert.equal(await services.authenticate('bob@example.test', 'secret'), 'bob@example.test');
+  assert.equal(await services.authenticate('bob@example.test', 'wrong'), null);
+  const sub = client({ submission: true, authUser: 'bob@example.test' });
+  assert.deepEqual(await services.checkSender({ client: sub, sender: 'bob@example.test' }), { action: 'accept' });
+  assert.equal((await services.checkSender({ client: sub, sender: 'eve@example.test' })).action, 'reject');
+  assert.ok(mail.trusted('127.0.0.1'));
+  assert.ok(!mail.trusted('203.0.113.5'));
+});
+
+test('a committed message is delivered by the running scheduler without waiting for a poll', async () => {
+  mail.scheduler.start();
+  const started = Date.now();
+  const { queueId } = await mail.services.commit(
+    { sender: 'alice@sender.test', recipients: [{ address: 'bob@example.test' }, { address: 'far@remote.test' }], meta: { client: '203.0.113.5' } },
+    message('pipeline'),
+  );
+  while ((await inboxTexts(t.store, 'bob@example.test')).length === 0 && Date.now() - started < 5000) await sleep(5);
+  assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, 1);
+  // the remote recipient waits for the routing issue: deferred with a backoff, entry kept
+  while (!lines.some((l) => l.queue_id === queueId && l.status === 'deferred') && Date.now() - started < 5000) await sleep(5);
+  const entry = await t.store.queue.get(queueId);
+  assert.deepEqual(entry?.recipients.map((r) => [r.address, r.state]), [['bob@example.test', 'done'], ['far@remote.test', 'pending']]);
+  assert.ok(entry && entry.dueAt >= started + 300_000);
+  await mail.scheduler.stop();
+});
+
+test('delivery config: Postfix-like defaults, and a maximal_backoff below minimal_backoff is refused', () => {
+  const ok = validateConfig(null, '/tmp');
+  assert.ok('config' in ok);
+  assert.deepEqual(ok.config.delivery, {
+    recipient_delimiter: '+',
+    minimal_backoff: 300,
+    maximal_backoff: 4000,
+    maximal_queue_lifetime: 432000,
+    concurrency: 20,
+    lease_seconds: 60,
+    poll_interval_ms: 1000,
+    virtual_alias_recursion_limit: 10,
+    virtual_alias_expansion_limit: 1000,
+  });
+  const bad = validateConfig({ delivery: { minimal_backoff: 600, maximal_backoff: 300, recipient_delimiter: '%', colour: 1 } }, '/tmp');
+  assert.ok('problems' in bad);
+  const keys = bad.problems.map((p) => p.key).sort();
+  assert.deepEqual(keys, ['delivery.colour', 'delivery.maximal_backoff', 'delivery.recipient_delimiter']);
+  const order = validateConfig({ delivery: { minimal_backoff: 600, maximal_backoff: 300 } }, '/tmp');
+  assert.ok('problems' in order);
+  assert.deepEqual(order.problems, [{ key: 'delivery.maximal_backoff', found: '300', expected: 'a number >= minimal_backoff (600)' }]);
+});
