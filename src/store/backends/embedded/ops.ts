@@ -29,3 +29,31 @@ export function createOps(ctx: OpContext) {
 
 export type Ops = ReturnType<typeof createOps>;
 export type Namespace = keyof Ops;
+
+/**
+ * Operations that only read. They run on a second connection in a second worker, so a lookup at RCPT
+ * time never waits behind the writer's fsync; WAL gives that connection the last committed state.
+ */
+export const READ_OPS: ReadonlySet<string> = new Set([
+  'admin.ping',
+  'directory.listDomains',
+  'directory.getDomain',
+  'directory.getAccount',
+  'directory.getAccountById',
+  'directory.listAccounts',
+  'directory.getAlias',
+  'directory.listAliases',
+  'queue.get',
+  'queue.list',
+  'queue.counts',
+  'queue.blobOf',
+  'mailboxes.get',
+  'mailboxes.getById',
+  'mailboxes.list',
+  'messages.list',
+  'messages.blobOf',
+  'messages.quota',
+  'messages.since',
+  'blobs.refs',
+  'blobs.fetch',
+]);

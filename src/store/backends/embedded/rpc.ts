@@ -8,6 +8,13 @@ import { StoreError } from '../../errors.js';
 import type { Namespace, Ops } from './ops.js';
 import type { FromWorker, Reply, Request, ToWorker, WorkerInit } from './worker.js';
 
+/** A typed view of one namespace of operations over any `call` (one worker, or a reader/writer pair). */
+export function remote<N extends Namespace>(call: (op: string, args: unknown[]) => Promise<unknown>, ns: N): Remote<N> {
+  return new Proxy({} as Remote<N>, {
+    get: (_t, name) => (typeof name === 'string' ? (...args: unknown[]) => call(`${ns}.${name}`, args) : undefined),
+  });
+}
+
 type Promisified<T> = { [K in keyof T]: T[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<R> : never };
 export type Remote<N extends Namespace> = Promisified<Ops[N]>;
 
@@ -62,12 +69,6 @@ export class WorkerClient {
     const requests = this.outbox;
     this.outbox = [];
     this.worker.postMessage({ requests } satisfies ToWorker);
-  }
-
-  namespace<N extends Namespace>(ns: N): Remote<N> {
-    return new Proxy({} as Remote<N>, {
-      get: (_t, name) => (typeof name === 'string' ? (...args: unknown[]) => this.call(`${ns}.${name}`, args) : undefined),
-    });
   }
 
   close(): Promise<void> {

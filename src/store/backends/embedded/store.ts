@@ -25,7 +25,8 @@ import { newQueueId, sha256, verifyBlob } from '../../common.js';
 import { isStoreError, StoreError } from '../../errors.js';
 import { BLOB_FILE_MISSING } from './blobs.js';
 import { BlobFiles } from './blobfiles.js';
-import { WorkerClient } from './rpc.js';
+import { READ_OPS } from './ops.js';
+import { remote, WorkerClient } from './rpc.js';
 
 /**
  * Measured on the development machines: a new file + fsync per message caps near 1,800 blobs/s even with
@@ -42,10 +43,16 @@ export async function openEmbeddedStore(config: { path: string }): Promise<Store
   }
   const files = await BlobFiles.open(join(root, 'blobs'));
   const events = new EventEmitter().setMaxListeners(0);
-  const client = await WorkerClient.start({ dbPath: join(root, 'cartero.sqlite'), blobRoot: files.root }, (mailboxId, highestModseq) =>
-    events.emit(String(mailboxId), { mailboxId, highestModseq } satisfies MailboxSignal),
-  );
-  return new EmbeddedStore(client, files, events);
+  const init = { dbPath: join(root, 'cartero.sqlite'), blobRoot: files.root };
+  const signal = (mailboxId: number, highestModseq: number) => events.emit(String(mailboxId), { mailboxId, highestModseq } satisfies MailboxSignal);
+  const writer = await WorkerClient.start({ ...init, reader: false }, signal);
+  try {
+    const reader = await WorkerClient.start({ ...init, reader: true }, signal);
+    return new EmbeddedStore(writer, reader, files, events);
+  } catch (err) {
+    await writer.close();
+    throw err;
+  }
 }
 
 /**
@@ -73,16 +80,20 @@ class EmbeddedStore implements Store {
   readonly changes: ChangeFeed;
   readonly blobs: BlobStore;
 
+  private readonly call: (op: string, args: unknown[]) => Promise<unknown>;
+
   constructor(
-    private readonly client: WorkerClient,
+    private readonly writer: WorkerClient,
+    private readonly reader: WorkerClient,
     private readonly files: BlobFiles,
     events: EventEmitter,
   ) {
-    this.directory = client.namespace('directory');
-    this.mailboxes = client.namespace('mailboxes');
-    const q = client.namespace('queue');
-    const m = client.namespace('messages');
-    const b = client.namespace('blobs');
+    this.call = (op, args) => (READ_OPS.has(op) ? reader : writer).call(op, args);
+    this.directory = remote(this.call, 'directory');
+    this.mailboxes = remote(this.call, 'mailboxes');
+    const q = remote(this.call, 'queue');
+    const m = remote(this.call, 'messages');
+    const b = remote(this.call, 'blobs');
 
     this.queue = {
       commit: async (msg: NewQueueMessage, now: number) => {
@@ -160,21 +171,21 @@ class EmbeddedStore implements Store {
   }
 
   private async readBlob(id: BlobId): Promise<Buffer> {
-    const found = await this.client.namespace('blobs').fetch(id);
+    const found = await remote(this.call, 'blobs').fetch(id);
     if (found === null) throw new StoreError('not_found', `blob ${id} not found`);
     if (found === 'file') return this.files.read(id);
     return verifyBlob(id, Buffer.from(found.buffer, found.byteOffset, found.byteLength));
   }
 
   migrate(): Promise<number[]> {
-    return this.client.namespace('admin').migrate();
+    return remote(this.call, 'admin').migrate();
   }
 
   ping(): Promise<void> {
-    return this.client.namespace('admin').ping();
+    return remote(this.call, 'admin').ping();
   }
 
-  close(): Promise<void> {
-    return this.client.close();
+  async close(): Promise<void> {
+    await Promise.all([this.reader.close(), this.writer.close()]);
   }
 }

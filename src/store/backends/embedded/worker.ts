@@ -10,11 +10,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { StoreError } from '../../errors.js';
 import { BlobFiles } from './blobfiles.js';
 import type { OpContext } from './context.js';
-import { createOps, type Ops } from './ops.js';
+import { createOps, READ_OPS, type Ops } from './ops.js';
 
 export interface WorkerInit {
   dbPath: string;
   blobRoot: string;
+  /** a reader runs only READ_OPS, each on its own, without a write transaction */
+  reader: boolean;
 }
 
 export interface Request {
@@ -32,8 +34,13 @@ export type ToWorker = { requests: Request[] } | { close: true };
 const port = parentPort!;
 const init = workerData as WorkerInit;
 
-function openDatabase(path: string): Database.Database {
+function openDatabase(path: string, reader: boolean): Database.Database {
   const db = new Database(path);
+  if (reader) {
+    db.pragma('query_only = ON');
+    db.pragma('busy_timeout = 5000');
+    return db;
+  }
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
@@ -56,11 +63,20 @@ function run(ops: Ops, req: Request): unknown {
   return fn(...req.args);
 }
 
+function readOne(ops: Ops, req: Request): Reply {
+  if (!READ_OPS.has(req.op)) return { id: req.id, ok: false, kind: 'invalid', message: `${req.op} is not a read operation` };
+  try {
+    return { id: req.id, ok: true, value: run(ops, req) };
+  } catch (err) {
+    return toReply(req.id, err);
+  }
+}
+
 function main(): void {
   let db: Database.Database;
   let files: BlobFiles;
   try {
-    db = openDatabase(init.dbPath);
+    db = openDatabase(init.dbPath, init.reader);
     files = BlobFiles.attach(init.blobRoot);
   } catch (err) {
     port.postMessage({ fatal: (err as Error).message } satisfies FromWorker);
@@ -81,6 +97,10 @@ function main(): void {
     scheduled = false;
     const batch = pending;
     pending = [];
+    if (init.reader) {
+      port.postMessage({ replies: batch.map((req) => readOne(ops, req)), signals: [] } satisfies FromWorker);
+      return;
+    }
     let replies: Reply[] = [];
     try {
       db.exec('BEGIN IMMEDIATE');
