@@ -1,6 +1,7 @@
 /*
  * `cartero serve`: runs a node. Loads the configuration, opens the store, makes sure the configured
- * domains exist in the directory, binds every configured listener and waits for signals
+ * domains exist in the directory, wires the receiving path (SMTP server -> policy -> queue commit ->
+ * scheduler -> local delivery), binds every configured listener and waits for signals
  * (SIGTERM/SIGINT: graceful stop, exit 0; SIGHUP: reload the configuration).
  * Startup failures are logged as one line and give exit 1 (a bad config file: exit 2, via main.ts).
  */
@@ -9,7 +10,10 @@ import { configuredListeners, type Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { ListenError, startListeners, type Listeners, type ListenerSpec } from '../net/listeners.js';
 import { placeholderHandler } from '../net/placeholder.js';
+import { startStats } from '../log/stats.js';
+import { createSmtpServer, SmtpSetupError, type SmtpServer } from '../smtp/server.js';
 import { isStoreError, openStore, type Store } from '../store/index.js';
+import { startMailServices, type MailServices } from './serve-mail.js';
 import { runCommand, type Command } from './args.js';
 import type { Io } from './context.js';
 
@@ -29,19 +33,30 @@ export async function ensureDomains(store: Store, domains: readonly string[], lo
   }
 }
 
-function listenerSpecs(config: Config, logger: Logger): ListenerSpec[] {
+function listenerSpecs(config: Config, logger: Logger, smtp: SmtpServer): ListenerSpec[] {
   return configuredListeners(config).map((l) => ({
     proto: l.proto,
     address: l.address,
     port: l.port,
     key: l.key,
-    handler: placeholderHandler(l.proto, config.hostname, logger),
+    // IMAP, POP3 and LMTP answer "not yet" until their servers land
+    handler:
+      l.proto === 'smtp'
+        ? smtp.handler({ key: l.key, submission: l.submission, ...(l.tls ? { tls: l.tls } : {}) })
+        : placeholderHandler(l.proto, config.hostname, logger),
     ...(l.maxConnections ? { maxConnections: l.maxConnections } : {}),
     ...(l.maxConnectionsPerClient ? { maxConnectionsPerClient: l.maxConnectionsPerClient } : {}),
   }));
 }
 
-async function start(config: Config, logger: Logger): Promise<{ store: Store; listeners: Listeners } | null> {
+interface Running {
+  store: Store;
+  listeners: Listeners;
+  smtp: SmtpServer;
+  mail: MailServices;
+}
+
+async function start(config: Config, logger: Logger): Promise<Running | null> {
   let store: Store;
   try {
     store = await openStore(config.store, { migrate: config.store.migrate_on_start });
@@ -51,19 +66,24 @@ async function start(config: Config, logger: Logger): Promise<{ store: Store; li
     return null;
   }
   try {
-    const listeners = await startListeners(listenerSpecs(config, logger), { logger });
+    const mail = startMailServices({ config, store, logger });
+    const smtp = createSmtpServer({ config, services: mail.services, logger, trusted: mail.trusted });
+    const listeners = await startListeners(listenerSpecs(config, logger, smtp), { logger });
     for (const l of listeners.bound) logger.info({ proto: l.proto, address: l.address, port: l.port }, 'listening');
-    return { store, listeners };
+    mail.scheduler.start();
+    return { store, listeners, smtp, mail };
   } catch (err) {
-    if (!(err instanceof ListenError)) throw err;
-    const l = err.listener;
-    logger.fatal({ proto: l.proto, address: l.address, port: l.port, key: l.key, code: err.code }, err.message);
+    if (err instanceof SmtpSetupError) logger.fatal({ err: err.message }, err.message);
+    else if (err instanceof ListenError) {
+      const l = err.listener;
+      logger.fatal({ proto: l.proto, address: l.address, port: l.port, key: l.key, code: err.code }, err.message);
+    } else throw err;
     await store.close();
     return null;
   }
 }
 
-function reload(file: string, logger: Logger, store: Store): void {
+function reload(file: string, logger: Logger, running: Running): void {
   let next: Config;
   try {
     next = loadConfig(file);
@@ -73,9 +93,11 @@ function reload(file: string, logger: Logger, store: Store): void {
     logger.error({ file }, 'configuration reload failed; keeping the running configuration');
     return;
   }
-  // Applied now: log level and directory domains. Listeners and the store need a restart (later issues).
+  // Applied now: log level, directory domains, SMTP settings and TLS files for new sessions.
+  // Listeners, the store and delivery settings need a restart.
   logger.level = next.log.level;
-  ensureDomains(store, next.domains, logger).catch((err: unknown) => logger.error({ err }, 'cannot add configured domains'));
+  running.smtp.reload(next);
+  ensureDomains(running.store, next.domains, logger).catch((err: unknown) => logger.error({ err }, 'cannot add configured domains'));
   logger.info({ file }, 'configuration reloaded');
 }
 
@@ -85,10 +107,11 @@ export async function serve(file: string): Promise<number> {
   logger.info({ file, hostname: config.hostname, backend: config.store.backend }, 'starting');
   const running = await start(config, logger);
   if (!running) return 1;
-  const { store, listeners } = running;
+  const { store, listeners, smtp, mail } = running;
+  const stopStats = startStats(logger, config.log.stats_interval);
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const onHup = (): void => reload(file, logger, store);
+    const onHup = (): void => reload(file, logger, running);
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         logger.warn({ signal }, 'second signal during shutdown; exiting now');
@@ -97,7 +120,10 @@ export async function serve(file: string): Promise<number> {
       stopping = true;
       logger.info({ signal, connections: listeners.connections() }, 'stopping');
       void (async () => {
-        await listeners.close(SHUTDOWN_TIMEOUT_MS);
+        // new commands get 421 while messages in transfer are committed; then deliveries in flight finish
+        await Promise.all([smtp.drain(SHUTDOWN_TIMEOUT_MS), listeners.close(SHUTDOWN_TIMEOUT_MS)]);
+        await mail.scheduler.stop();
+        stopStats();
         await store.close().catch((err: unknown) => logger.error({ err }, 'error closing the store'));
         process.off('SIGHUP', onHup);
         logger.info('stopped');

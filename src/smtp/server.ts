@@ -1,0 +1,306 @@
+/*
+ * The SMTP server: turns sockets accepted by src/net/listeners.ts into sessions, and holds what sessions
+ * share: settings from the configuration, the TLS context (smtp.tls, loaded once and on reload), the
+ * per-address AUTH failure counters and the list of live sessions for a graceful drain. Knows nothing of
+ * storage: everything else comes through SmtpServices. A bad TLS file stops creation with SmtpSetupError;
+ * on reload it is logged and the running context kept. Socket errors never escape a session.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { cidrContains, parseCidr, type Cidr } from '../config/cidr.js';
+import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import { closeWith, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners, type ListenerSpec } from '../net/listeners.js';
+import { busyLine } from '../net/placeholder.js';
+import type { SmtpServices } from './services.js';
+import { AuthLimiter } from './session/auth-limiter.js';
+import { systemClock, type SmtpClock } from './session/clock.js';
+import { Session } from './session/session.js';
+import type { SessionLimits, SessionSettings } from './session/types.js';
+
+export interface SmtpLimits extends SessionLimits {
+  /** AUTH failures per client address within the window before 421 and disconnect */
+  maxAuthFailures: number;
+  authFailureWindowMs: number;
+  /** TLS handshake (implicit or STARTTLS) must finish within this */
+  tlsHandshakeTimeoutMs: number;
+}
+
+export const DEFAULT_SMTP_LIMITS: Omit<SmtpLimits, 'messageSizeLimit'> = {
+  maxRecipients: 1000,
+  maxErrors: 10,
+  commandTimeoutMs: 300_000,
+  dataTimeoutMs: 180_000,
+  authFailureDelayMs: 1000,
+  maxCommandLine: 512,
+  maxAuthFailures: 5,
+  authFailureWindowMs: 600_000,
+  tlsHandshakeTimeoutMs: 60_000,
+};
+
+/** What the server needs to know about the listener a connection came in on. */
+export type SmtpListenerInfo = Pick<ListenerSettings, 'key' | 'submission'> & { tls?: 'implicit' };
+
+export interface SmtpServerOptions {
+  config: Config;
+  services: SmtpServices;
+  logger: Logger;
+  /** default: config.hostname */
+  hostname?: string;
+  clock?: SmtpClock;
+  /** overrides of the defaults (and of config.smtp.message_size_limit) */
+  limits?: Partial<SmtpLimits>;
+  /** the mynetworks test; default: config.mynetworks */
+  trusted?: (address: string) => boolean;
+}
+
+export interface SmtpServer {
+  /** a handler for startListeners serving one configured SMTP listener */
+  handler(listener: SmtpListenerInfo): ConnectionHandler;
+  /** starts a session on an accepted socket (what handler().accept does) */
+  handle(socket: Socket, conn: ConnectionInfo, listener: SmtpListenerInfo): void;
+  /** new commands get 421 4.3.2, messages in transfer finish; resolves when all sessions are gone */
+  drain(timeoutMs?: number): Promise<void>;
+  /** new sessions use the new configuration and TLS files; running sessions are not touched */
+  reload(config: Config): void;
+  /** live sessions */
+  sessions(): number;
+}
+
+export class SmtpSetupError extends Error {
+  override readonly name = 'SmtpSetupError';
+}
+
+/** Reads smtp.tls once; null when TLS is not configured. Throws SmtpSetupError naming the file. */
+export function loadTlsContext(config: Config): SecureContext | null {
+  const files = config.smtp.tls;
+  if (!files) return null;
+  try {
+    return createSecureContext({ cert: readFileSync(files.cert), key: readFileSync(files.key) });
+  } catch (err) {
+    throw new SmtpSetupError(`smtp.tls: cannot load ${files.cert} / ${files.key}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function mynetworks(blocks: readonly string[]): (address: string) => boolean {
+  const cidrs = blocks.map(parseCidr).filter((c): c is Cidr => typeof c !== 'string');
+  return (address) => cidrs.some((c) => cidrContains(c, address));
+}
+
+export function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1';
+}
+
+function checkImplicitTls(config: Config, tls: SecureContext | null): void {
+  if (tls) return;
+  const implicit = configuredListeners(config).find((l) => l.proto === 'smtp' && l.tls === 'implicit');
+  if (implicit) throw new SmtpSetupError(`${implicit.key}: "tls: implicit" needs smtp.tls (cert and key)`);
+}
+
+interface Shared {
+  config: Config;
+  tls: SecureContext | null;
+  trusted: (address: string) => boolean;
+  limits: SmtpLimits;
+}
+
+function sessionLimits(l: SmtpLimits): SessionLimits {
+  return {
+    messageSizeLimit: l.messageSizeLimit,
+    maxRecipients: l.maxRecipients,
+    maxErrors: l.maxErrors,
+    commandTimeoutMs: l.commandTimeoutMs,
+    dataTimeoutMs: l.dataTimeoutMs,
+    authFailureDelayMs: l.authFailureDelayMs,
+    maxCommandLine: l.maxCommandLine,
+  };
+}
+
+class Server implements SmtpServer {
+  private shared: Shared;
+  private readonly clock: SmtpClock;
+  private readonly authLimiter: AuthLimiter;
+  /** sessions by the accepted TCP socket (the key the listeners' shutdown hook gives back) */
+  private readonly live = new Map<Duplex, Session>();
+  private readonly emptied: (() => void)[] = [];
+  private draining = false;
+
+  constructor(private readonly options: SmtpServerOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.shared = this.build(options.config);
+    this.authLimiter = new AuthLimiter({ maxFailures: this.shared.limits.maxAuthFailures, windowMs: this.shared.limits.authFailureWindowMs });
+  }
+
+  private build(config: Config): Shared {
+    const tls = loadTlsContext(config);
+    checkImplicitTls(config, tls);
+    const limits = { ...DEFAULT_SMTP_LIMITS, messageSizeLimit: config.smtp.message_size_limit, ...this.options.limits };
+    return { config, tls, trusted: this.options.trusted ?? mynetworks(config.mynetworks), limits };
+  }
+
+  private hostname(): string {
+    return this.options.hostname ?? this.shared.config.hostname;
+  }
+
+  private readonly newId = (): string => (this.clock.now().toString(36) + randomBytes(5).toString('hex')).toUpperCase();
+
+  private settingsFor(listener: SmtpListenerInfo, tlsActive: boolean): SessionSettings {
+    const starttls = this.shared.tls !== null && !tlsActive;
+    return { ...sessionLimits(this.shared.limits), hostname: this.hostname(), submission: listener.submission, starttls, listener: listener.key };
+  }
+
+  private upgrader(context: SecureContext): (stream: Duplex) => Promise<Duplex> {
+    const timeoutMs = this.shared.limits.tlsHandshakeTimeoutMs;
+    // the session logs a failed STARTTLS itself
+    return (stream) => handshake(new TLSSocket(stream, { isServer: true, secureContext: context }), this.clock, timeoutMs, null);
+  }
+
+  handle(socket: Socket, conn: ConnectionInfo, listener: SmtpListenerInfo): void {
+    const log = this.options.logger.child({ proto: 'smtp', client: conn.client, session: conn.id });
+    if (this.draining) return closeWith(socket, `421 4.3.2 ${this.hostname()} Service shutting down, closing transmission channel\r\n`);
+    const { tls: context, trusted, limits } = this.shared;
+    const implicit = listener.tls === 'implicit';
+    let stream: Duplex = socket;
+    if (implicit) {
+      if (!context) return void socket.destroy();
+      const secure = new TLSSocket(socket, { isServer: true, secureContext: context });
+      void handshake(secure, this.clock, limits.tlsHandshakeTimeoutMs, log).catch(() => undefined);
+      stream = secure;
+    }
+    const session = new Session({
+      stream,
+      peer: { address: conn.client, port: conn.clientPort, trusted: trusted(conn.client), loopback: isLoopback(conn.client) },
+      tls: implicit,
+      settings: this.settingsFor(listener, implicit),
+      services: this.options.services,
+      logger: log,
+      clock: this.clock,
+      authLimiter: this.authLimiter,
+      ...(context ? { upgradeTls: this.upgrader(context) } : {}),
+      newId: this.newId,
+      onClose: () => this.ended(socket),
+    });
+    this.live.set(socket, session);
+    session.start();
+  }
+
+  private ended(socket: Duplex): void {
+    this.live.delete(socket);
+    if (this.live.size === 0) for (const resolve of this.emptied.splice(0)) resolve();
+  }
+
+  handler(listener: SmtpListenerInfo): ConnectionHandler {
+    return {
+      accept: (socket, conn) => this.handle(socket, conn, listener),
+      refuse: (socket, conn, reason) => {
+        this.options.logger.warn({ proto: 'smtp', client: conn.client, status: 'refused', reason }, 'connection refused');
+        closeWith(socket, busyLine('smtp', this.hostname()));
+      },
+      shutdown: (socket) => this.live.get(socket)?.drain(),
+    };
+  }
+
+  drain(timeoutMs = 10_000): Promise<void> {
+    this.draining = true;
+    for (const s of this.live.values()) s.drain();
+    return waitEmpty(this.live, this.emptied, this.clock, timeoutMs);
+  }
+
+  reload(config: Config): void {
+    try {
+      this.shared = this.build(config);
+      this.options.logger.info({ proto: 'smtp', tls: this.shared.tls !== null }, 'smtp configuration reloaded');
+    } catch (err) {
+      this.options.logger.error({ err, proto: 'smtp' }, 'smtp reload failed; keeping the running configuration');
+    }
+  }
+
+  sessions(): number {
+    return this.live.size;
+  }
+}
+
+export function createSmtpServer(options: SmtpServerOptions): SmtpServer {
+  return new Server(options);
+}
+
+/** Resolves when the TLS handshake is done; rejects (and destroys) on error, close or timeout. */
+function handshake(secure: TLSSocket, clock: SmtpClock, timeoutMs: number, log: Logger | null): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const cancel = clock.schedule(timeoutMs, () => fail(new Error('TLS handshake timeout')));
+    const done = (): void => {
+      cancel();
+      secure.off('error', fail);
+      secure.off('close', closed);
+    };
+    function fail(err: Error): void {
+      done();
+      log?.info({ err, status: 'tls_failed' }, 'TLS handshake failed');
+      secure.destroy();
+      reject(err);
+    }
+    const closed = (): void => fail(new Error('connection closed during TLS handshake'));
+    secure.once('error', fail);
+    secure.once('close', closed);
+    secure.once('secure', () => {
+      done();
+      resolve(secure);
+    });
+  });
+}
+
+/** Resolves once `live` is empty (checked on each session end), or destroys the rest after the timeout. */
+function waitEmpty(live: Map<Duplex, Session>, emptied: (() => void)[], clock: SmtpClock, timeoutMs: number): Promise<void> {
+  if (live.size === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const cancel = clock.schedule(timeoutMs, () => {
+      for (const s of [...live.values()]) s.destroy();
+      live.clear();
+      resolve();
+    });
+    emptied.push(() => {
+      cancel();
+      resolve();
+    });
+  });
+}
+
+/** Listener specs for the SMTP entries of the configuration, served by `server`. */
+export function smtpListenerSpecs(config: Config, server: SmtpServer): ListenerSpec[] {
+  return configuredListeners(config)
+    .filter((l) => l.proto === 'smtp')
+    .map((l) => ({
+      proto: 'smtp',
+      address: l.address,
+      port: l.port,
+      key: l.key,
+      handler: server.handler(l),
+      ...(l.maxConnections ? { maxConnections: l.maxConnections } : {}),
+      ...(l.maxConnectionsPerClient ? { maxConnectionsPerClient: l.maxConnectionsPerClient } : {}),
+    }));
+}
+
+export interface RunningSmtp {
+  server: SmtpServer;
+  listeners: Listeners;
+  bound: readonly BoundListener[];
+  /** drain sessions and stop listening */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+/** Creates the server and binds the configured SMTP listeners (for serve.ts and end-to-end tests). */
+export async function startSmtp(options: SmtpServerOptions): Promise<RunningSmtp> {
+  const server = createSmtpServer(options);
+  const listeners = await startListeners(smtpListenerSpecs(options.config, server), { logger: options.logger });
+  return {
+    server,
+    listeners,
+    bound: listeners.bound,
+    close: async (timeoutMs = 10_000) => {
+      await Promise.all([server.drain(timeoutMs), listeners.close(timeoutMs)]);
+    },
+  };
+}

@@ -1,0 +1,41 @@
+/*
+ * RCPT TO (RFC 5321 §4.1.1.3 with DSN NOTIFY/ORCPT): asks policy about each recipient and answers its
+ * verdict. Bounded per message (452 4.5.3). An address-literal domain is never a relay loophole: refused
+ * (554 5.7.1) unless the client is trusted or authenticated. A policy failure answers 451, never 250.
+ */
+import { reply } from '../../proto/reply.js';
+import { NEED_MAIL, RELAY_DENIED, TEMP_FAILURE, TOO_MANY_RCPT } from '../replies.js';
+import type { Transaction } from '../types.js';
+import type { CommandOf, VerbSpec } from './spec.js';
+
+export const rcpt: VerbSpec<'RCPT'> = {
+  verb: 'RCPT',
+  phases: ['mail'],
+  refusals: { fresh: NEED_MAIL, ready: NEED_MAIL },
+  endsGroup: false,
+  async handle(ctx, cmd) {
+    if (ctx.state.phase !== 'mail') return;
+    const { tx, helo } = ctx.state;
+    tx.rcptCommands++;
+    const recipient = cmd.recipient.address;
+    const fields = { sender: tx.sender, recipient };
+    if (tx.recipients.length >= ctx.settings.maxRecipients) return ctx.reply(TOO_MANY_RCPT, fields);
+    if (cmd.recipient.literal && !ctx.peer.trusted && ctx.authUser === null) return ctx.reply(RELAY_DENIED(recipient), fields);
+    let verdict;
+    try {
+      verdict = await ctx.services.checkRecipient({ client: ctx.clientInfo(helo), sender: tx.sender, recipient });
+    } catch (err) {
+      ctx.log.error({ err, recipient }, 'recipient check failed');
+      return ctx.reply(TEMP_FAILURE, fields);
+    }
+    if (verdict.action === 'reject') return ctx.reply(reply(verdict.code, verdict.enhanced, verdict.text), fields);
+    addRecipient(tx, cmd);
+    ctx.reply(reply(250, '2.1.5', 'Ok'));
+  },
+};
+
+function addRecipient(tx: Transaction, cmd: CommandOf<'RCPT'>): void {
+  // The same address twice is one delivery; the client still gets its 250.
+  if (tx.recipients.some((r) => r.address === cmd.recipient.address)) return;
+  tx.recipients.push({ address: cmd.recipient.address, orcpt: cmd.params.orcpt, notify: cmd.params.notify });
+}
