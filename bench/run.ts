@@ -6,10 +6,11 @@ import '../src/threadpool.js';
 
 const suites: Record<string, () => Promise<void>> = {
   store: async () => (await import('./store.js')).main(),
+  smtp: async () => (await import('./smtp.js')).main(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const names = wanted.length > 0 ? wanted : Object.keys(suites);
+const names = wanted.length > 0 ? wanted : ['store'];
 for (const name of names) {
   const suite = suites[name];
   if (!suite) {

@@ -13,6 +13,7 @@ import { placeholderHandler } from '../net/placeholder.js';
 import { startStats } from '../log/stats.js';
 import { createSmtpServer, SmtpSetupError, type SmtpServer } from '../smtp/server.js';
 import { isStoreError, openStore, type Store } from '../store/index.js';
+import { startBlobCollector } from '../store/maintenance.js';
 import { startMailServices, type MailServices } from './serve-mail.js';
 import { runCommand, type Command } from './args.js';
 import type { Io } from './context.js';
@@ -106,9 +107,13 @@ export async function serve(file: string): Promise<number> {
   const logger = createLogger(config.log);
   logger.info({ file, hostname: config.hostname, backend: config.store.backend }, 'starting');
   const running = await start(config, logger);
-  if (!running) return 1;
+  if (!running) {
+    await new Promise<void>((done) => logger.flush(() => done()));
+    return 1;
+  }
   const { store, listeners, smtp, mail } = running;
   const stopStats = startStats(logger, config.log.stats_interval);
+  const collector = startBlobCollector(store, logger);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const onHup = (): void => reload(file, logger, running);
@@ -123,10 +128,12 @@ export async function serve(file: string): Promise<number> {
         // new commands get 421 while messages in transfer are committed; then deliveries in flight finish
         await Promise.all([smtp.drain(SHUTDOWN_TIMEOUT_MS), listeners.close(SHUTDOWN_TIMEOUT_MS)]);
         await mail.scheduler.stop();
+        await collector.stop();
         stopStats();
         await store.close().catch((err: unknown) => logger.error({ err }, 'error closing the store'));
         process.off('SIGHUP', onHup);
         logger.info('stopped');
+        await new Promise<void>((done) => logger.flush(() => done()));
         resolve(0);
       })();
     };

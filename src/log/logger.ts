@@ -22,12 +22,22 @@ export interface LogFields {
 }
 
 export interface LoggerOptions {
-  /** where lines go; default stdout */
+  /** where lines go; default stdout, written asynchronously */
   destination?: { write(line: string): unknown };
 }
 
+/**
+ * Stdout written asynchronously: a synchronous write per line (Node's behaviour for files and pipes)
+ * costs the event loop a system call per event under load, and a slow reader of a pipe would stall
+ * every session. Lines written while a write is in flight go out together. Call `logger.flush()`
+ * before exiting.
+ */
+function asyncStdout(): { write(line: string): unknown } {
+  return pino.destination({ dest: 1, sync: false });
+}
+
 export function createLogger(settings: Pick<LogSettings, 'level' | 'format'>, options: LoggerOptions = {}): Logger {
-  const out = options.destination ?? process.stdout;
+  const out = options.destination ?? asyncStdout();
   const dest: DestinationStream =
     settings.format === 'text' ? textDestination(out) : { write: (line: string) => void out.write(line) };
   return pino(
