@@ -68,7 +68,8 @@ async function start(config: Config, logger: Logger): Promise<Running | null> {
   }
   try {
     const mail = startMailServices({ config, store, logger });
-    const smtp = createSmtpServer({ config, services: mail.services, logger, trusted: mail.trusted });
+    // the server builds its mynetworks matcher from the config, so SIGHUP applies a new mynetworks
+    const smtp = createSmtpServer({ config, services: mail.services, logger });
     const listeners = await startListeners(listenerSpecs(config, logger, smtp), { logger });
     for (const l of listeners.bound) logger.info({ proto: l.proto, address: l.address, port: l.port }, 'listening');
     mail.scheduler.start();

@@ -10,11 +10,11 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
-import { cidrContains, parseCidr, type Cidr } from '../config/cidr.js';
 import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { closeWith, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners, type ListenerSpec } from '../net/listeners.js';
 import { busyLine } from '../net/placeholder.js';
+import { createNetworkMatcher } from '../policy/mynetworks.js';
 import type { SmtpServices } from './services.js';
 import { AuthLimiter } from './session/auth-limiter.js';
 import { systemClock, type SmtpClock } from './session/clock.js';
@@ -85,11 +85,6 @@ export function loadTlsContext(config: Config): SecureContext | null {
   }
 }
 
-function mynetworks(blocks: readonly string[]): (address: string) => boolean {
-  const cidrs = blocks.map(parseCidr).filter((c): c is Cidr => typeof c !== 'string');
-  return (address) => cidrs.some((c) => cidrContains(c, address));
-}
-
 export function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1';
 }
@@ -138,7 +133,7 @@ class Server implements SmtpServer {
     const tls = loadTlsContext(config);
     checkImplicitTls(config, tls);
     const limits = { ...DEFAULT_SMTP_LIMITS, messageSizeLimit: config.smtp.message_size_limit, ...this.options.limits };
-    return { config, tls, trusted: this.options.trusted ?? mynetworks(config.mynetworks), limits };
+    return { config, tls, trusted: this.options.trusted ?? createNetworkMatcher(config.mynetworks), limits };
   }
 
   private hostname(): string {
