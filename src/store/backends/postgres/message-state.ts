@@ -130,3 +130,15 @@ export function assertQuota(hold: QuotaHold | null, bytes: number): void {
     throw new StoreError('over_quota', `account ${hold.accountId}: ${hold.used} + ${bytes} bytes exceed the quota of ${hold.limit}`);
   }
 }
+
+/** The messages of a mailbox within UID ranges, in UID order (the caller holds the mailbox lock). */
+export async function messagesIn(sql: Sql, mailboxId: number, uids: UidRange[]): Promise<MessageRow[]> {
+  const [lo, hi] = rangeParams(uids);
+  return (
+    await sql.query<MessageRow>(`SELECT m.uid, m.modseq, m.flags, m.size, m.blob_id FROM messages m ${rangeJoin(2)} WHERE m.mailbox_id = $1 ORDER BY m.uid`, [
+      mailboxId,
+      lo,
+      hi,
+    ])
+  ).rows;
+}

@@ -11,7 +11,7 @@ import { appendMessage } from './append.js';
 import { dropRefs } from './blobs.js';
 import { notifyMailboxes, type Db, type Sql } from './db.js';
 import { validId } from './mailboxes.js';
-import { isSeen, lockMailbox, rangeJoin, rangeParams, recordRemoval, saveMailbox, type LockedMailbox, type MessageRow } from './message-state.js';
+import { isSeen, lockMailbox, messagesIn, rangeJoin, rangeParams, recordRemoval, saveMailbox, type LockedMailbox, type MessageRow } from './message-state.js';
 import { transfer } from './transfer.js';
 
 interface MetaRow {
@@ -53,17 +53,6 @@ function planFlags(
   return { updated, modified, unseenDelta };
 }
 
-async function selectForUpdate(sql: Sql, mailboxId: number, uids: UidRange[]): Promise<MessageRow[]> {
-  const [lo, hi] = rangeParams(uids);
-  return (
-    await sql.query<MessageRow>(`SELECT m.uid, m.modseq, m.flags, m.size, m.blob_id FROM messages m ${rangeJoin(2)} WHERE m.mailbox_id = $1 ORDER BY m.uid`, [
-      mailboxId,
-      lo,
-      hi,
-    ])
-  ).rows;
-}
-
 export class PgMessages implements MessageStore {
   constructor(private readonly db: Db) {}
 
@@ -95,7 +84,7 @@ export class PgMessages implements MessageStore {
     return this.db.tx('messages.setFlags', async (sql) => {
       const box = await lockMailbox(sql, mailboxId);
       if (uids.length === 0) return { updated: [], modified: [] };
-      const rows = await selectForUpdate(sql, mailboxId, uids);
+      const rows = await messagesIn(sql, mailboxId, uids);
       const plan = planFlags(box, rows, operation, wanted, options.unchangedSince);
       if (plan.updated.length > 0) {
         await sql.query(

@@ -9,24 +9,13 @@ import { StoreError } from '../../errors.js';
 import { addRefs } from './blobs.js';
 import { notifyMailboxes, type Db, type Sql } from './db.js';
 import { validId } from './mailboxes.js';
-import { assertQuota, holdQuota, isSeen, lockMailboxes, rangeJoin, rangeParams, recordRemoval, saveMailbox, type LockedMailbox, type MessageRow } from './message-state.js';
+import { assertQuota, holdQuota, isSeen, lockMailboxes, messagesIn, recordRemoval, saveMailbox, type LockedMailbox, type MessageRow } from './message-state.js';
 
 async function accountsOf(sql: Sql, ids: number[]): Promise<Map<number, number>> {
   const rows = (await sql.query<{ id: number; account_id: number }>('SELECT id, account_id FROM mailboxes WHERE id = ANY($1::int[])', [ids])).rows;
   const out = new Map(rows.map((r) => [r.id, r.account_id]));
   for (const id of ids) if (!out.has(id)) throw new StoreError('not_found', `mailbox ${id} not found`);
   return out;
-}
-
-async function sourceMessages(sql: Sql, mailboxId: number, uids: UidRange[]): Promise<MessageRow[]> {
-  const [lo, hi] = rangeParams(uids);
-  return (
-    await sql.query<MessageRow>(`SELECT m.uid, m.modseq, m.flags, m.size, m.blob_id FROM messages m ${rangeJoin(2)} WHERE m.mailbox_id = $1 ORDER BY m.uid`, [
-      mailboxId,
-      lo,
-      hi,
-    ])
-  ).rows;
 }
 
 /** Inserts copies of `rows` into the locked destination; returns [source uid, destination uid] pairs. */
@@ -64,7 +53,7 @@ export async function transfer(db: Db, fromId: number, uids: UidRange[], toId: n
     const source = boxes.get(fromId);
     const dest = boxes.get(toId);
     if (!source || !dest) throw new StoreError('not_found', `mailbox ${source ? toId : fromId} not found`);
-    const rows = await sourceMessages(sql, fromId, uids);
+    const rows = await messagesIn(sql, fromId, uids);
     if (rows.length === 0) return { uidValidity: dest.uidValidity, uids: [] };
     assertQuota(
       quota,
