@@ -6,14 +6,12 @@
  */
 import type { Config } from '../config/schema.js';
 import { createAuthenticator } from '../auth/authenticate.js';
-import { createLocalAgent } from '../delivery/local.js';
 import type { Logger } from '../log/logger.js';
 import { LocalDomains } from '../policy/domains.js';
 import { createNetworkMatcher } from '../policy/mynetworks.js';
 import { createRecipientPolicy } from '../policy/recipients.js';
 import { createSenderPolicy } from '../policy/sender.js';
-import { createCommit } from '../queue/commit.js';
-import { localDomainRouter, QueueScheduler } from '../queue/scheduler.js';
+import { wireQueue } from '../queue/wiring.js';
 import type { SmtpServices } from '../smtp/services.js';
 import type { Clock, Store } from '../store/index.js';
 import { systemClock } from '../store/api.js';
@@ -38,30 +36,25 @@ export function startMailServices(options: MailServicesOptions): MailServices {
   const d = config.delivery;
   const domains = new LocalDomains({ store, domains: config.domains, relayDomains: config.relay_domains, clock });
   const delimiters = d.recipient_delimiter;
-  const scheduler = new QueueScheduler({
+  const { commit, scheduler } = wireQueue({
     store,
     logger,
     clock,
-    router: localDomainRouter(domains),
-    local: createLocalAgent({ store, delimiters }),
+    domains,
+    delimiters,
     owner: `${config.hostname}:${process.pid}`,
     concurrency: d.concurrency,
     leaseMs: d.lease_seconds * 1000,
     pollIntervalMs: d.poll_interval_ms,
     backoff: { minimalMs: d.minimal_backoff * 1000, maximalMs: d.maximal_backoff * 1000, lifetimeMs: d.maximal_queue_lifetime * 1000 },
-  });
-  const expandOptions = {
-    store,
-    domains,
-    delimiters,
     recursionLimit: d.virtual_alias_recursion_limit,
     expansionLimit: d.virtual_alias_expansion_limit,
-  };
+  });
   const services: SmtpServices = {
     checkRecipient: createRecipientPolicy({ store, domains, delimiters }),
     checkSender: createSenderPolicy({ store, delimiters, recursionLimit: d.virtual_alias_recursion_limit }),
     authenticate: createAuthenticator(store),
-    commit: createCommit({ ...expandOptions, clock, logger, onCommitted: () => scheduler.kick() }),
+    commit,
   };
   return { services, scheduler, trusted: createNetworkMatcher(config.mynetworks) };
 }

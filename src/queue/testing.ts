@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from '../log/logger.js';
-import { createLocalAgent } from '../delivery/local.js';
 import { LocalDomains } from '../policy/domains.js';
 import { openStore, type Clock, type Store } from '../store/index.js';
 import type { BackoffSettings } from './backoff.js';
-import { createCommit, type CommitFn } from './commit.js';
-import { localDomainRouter, QueueScheduler } from './scheduler.js';
+import type { CommitFn } from './commit.js';
+import type { QueueScheduler } from './scheduler.js';
+import { wireQueue } from './wiring.js';
 
 export interface TestStore {
   store: Store;
@@ -74,28 +74,19 @@ export interface Pipeline {
 /** The commit path and the scheduler with the local agent, wired as serve-mail.ts does, on a manual clock. */
 export function buildPipeline(store: Store, clock: Clock, logger: Logger, o: PipelineOptions = {}): Pipeline {
   const domains = new LocalDomains({ store, domains: o.domains ?? [], relayDomains: o.relayDomains ?? [], cacheMs: 0, clock });
-  const delimiters = o.delimiters ?? '+';
-  const scheduler = new QueueScheduler({
+  const { commit, scheduler } = wireQueue({
     store,
     logger,
     clock,
-    router: localDomainRouter(domains),
-    local: createLocalAgent({ store, delimiters }),
+    domains,
+    delimiters: o.delimiters ?? '+',
     owner: o.owner ?? 'test',
     concurrency: o.concurrency ?? 20,
     leaseMs: o.leaseMs ?? 60_000,
     pollIntervalMs: 1000,
     backoff: o.backoff ?? { minimalMs: 300_000, maximalMs: 4_000_000, lifetimeMs: 5 * 86_400_000 },
-  });
-  const commit = createCommit({
-    store,
-    domains,
-    delimiters,
     recursionLimit: o.recursionLimit ?? 10,
     expansionLimit: o.expansionLimit ?? 1000,
-    clock,
-    logger,
-    onCommitted: () => scheduler.kick(),
   });
   return { commit, scheduler, domains };
 }
