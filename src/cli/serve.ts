@@ -8,7 +8,7 @@
 import { ConfigError, loadConfig } from '../config/load.js';
 import { configuredListeners, type Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { ListenError, startListeners, type Listeners, type ListenerSpec } from '../net/listeners.js';
+import { ListenError, specFor, startListeners, type Listeners, type ListenerSpec } from '../net/listeners.js';
 import { placeholderHandler } from '../net/placeholder.js';
 import { startStats } from '../log/stats.js';
 import { createSmtpServer, SmtpSetupError, type SmtpServer } from '../smtp/server.js';
@@ -35,19 +35,10 @@ export async function ensureDomains(store: Store, domains: readonly string[], lo
 }
 
 function listenerSpecs(config: Config, logger: Logger, smtp: SmtpServer): ListenerSpec[] {
-  return configuredListeners(config).map((l) => ({
-    proto: l.proto,
-    address: l.address,
-    port: l.port,
-    key: l.key,
-    // IMAP, POP3 and LMTP answer "not yet" until their servers land
-    handler:
-      l.proto === 'smtp'
-        ? smtp.handler({ key: l.key, submission: l.submission, ...(l.tls ? { tls: l.tls } : {}) })
-        : placeholderHandler(l.proto, config.hostname, logger),
-    ...(l.maxConnections ? { maxConnections: l.maxConnections } : {}),
-    ...(l.maxConnectionsPerClient ? { maxConnectionsPerClient: l.maxConnectionsPerClient } : {}),
-  }));
+  // IMAP, POP3 and LMTP answer "not yet" until their servers land
+  return configuredListeners(config).map((l) =>
+    specFor(l, l.proto === 'smtp' ? smtp.handler(l) : placeholderHandler(l.proto, config.hostname, logger)),
+  );
 }
 
 interface Running {

@@ -5,6 +5,7 @@
  * Bind failures reject with a ListenError naming the listener; socket errors never crash the process.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import type { ListenerSettings } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 1000;
@@ -43,6 +44,19 @@ export interface ListenerSpec {
   key?: string;
   maxConnections?: number;
   maxConnectionsPerClient?: number;
+}
+
+/** The spec of one configured listener (`configuredListeners`), served by `handler`. */
+export function specFor(l: ListenerSettings, handler: ConnectionHandler): ListenerSpec {
+  return {
+    proto: l.proto,
+    address: l.address,
+    port: l.port,
+    key: l.key,
+    handler,
+    ...(l.maxConnections ? { maxConnections: l.maxConnections } : {}),
+    ...(l.maxConnectionsPerClient ? { maxConnectionsPerClient: l.maxConnectionsPerClient } : {}),
+  };
 }
 
 export interface BoundListener {

@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import { closeWith, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners, type ListenerSpec } from '../net/listeners.js';
+import { closeWith, specFor, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners, type ListenerSpec } from '../net/listeners.js';
 import { busyLine } from '../net/placeholder.js';
 import { createNetworkMatcher } from '../policy/mynetworks.js';
 import type { SmtpServices } from './services.js';
@@ -267,15 +267,7 @@ function waitEmpty(live: Map<Duplex, Session>, emptied: (() => void)[], clock: S
 export function smtpListenerSpecs(config: Config, server: SmtpServer): ListenerSpec[] {
   return configuredListeners(config)
     .filter((l) => l.proto === 'smtp')
-    .map((l) => ({
-      proto: 'smtp',
-      address: l.address,
-      port: l.port,
-      key: l.key,
-      handler: server.handler(l),
-      ...(l.maxConnections ? { maxConnections: l.maxConnections } : {}),
-      ...(l.maxConnectionsPerClient ? { maxConnectionsPerClient: l.maxConnectionsPerClient } : {}),
-    }));
+    .map((l) => specFor(l, server.handler(l)));
 }
 
 export interface RunningSmtp {
