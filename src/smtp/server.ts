@@ -6,18 +6,18 @@
  * on reload it is logged and the running context kept. Socket errors never escape a session.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { closeWith, specFor, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners, type ListenerSpec } from '../net/listeners.js';
 import { busyLine } from '../net/placeholder.js';
+import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import { createNetworkMatcher } from '../policy/mynetworks.js';
 import type { SmtpServices } from './services.js';
-import { AuthLimiter } from './session/auth-limiter.js';
-import { systemClock, type SmtpClock } from './session/clock.js';
+import { AuthLimiter } from '../auth/limiter.js';
+import { systemClock, type ServerClock } from '../net/clock.js';
 import { Session } from './session/session.js';
 import type { SessionLimits, SessionSettings } from './session/types.js';
 
@@ -50,7 +50,7 @@ export interface SmtpServerOptions {
   logger: Logger;
   /** default: config.hostname */
   hostname?: string;
-  clock?: SmtpClock;
+  clock?: ServerClock;
   /** overrides of the defaults (and of config.smtp.message_size_limit) */
   limits?: Partial<SmtpLimits>;
   /** the mynetworks test; default: config.mynetworks */
@@ -76,17 +76,12 @@ export class SmtpSetupError extends Error {
 
 /** Reads smtp.tls once; null when TLS is not configured. Throws SmtpSetupError naming the file. */
 export function loadTlsContext(config: Config): SecureContext | null {
-  const files = config.smtp.tls;
-  if (!files) return null;
   try {
-    return createSecureContext({ cert: readFileSync(files.cert), key: readFileSync(files.key) });
+    return loadTlsFiles(config.smtp.tls, 'smtp.tls');
   } catch (err) {
-    throw new SmtpSetupError(`smtp.tls: cannot load ${files.cert} / ${files.key}: ${(err as Error).message}`, { cause: err });
+    if (err instanceof TlsSetupError) throw new SmtpSetupError(err.message, { cause: err });
+    throw err;
   }
-}
-
-export function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '::1';
 }
 
 function checkImplicitTls(config: Config, tls: SecureContext | null): void {
@@ -116,7 +111,7 @@ function sessionLimits(l: SmtpLimits): SessionLimits {
 
 class Server implements SmtpServer {
   private shared: Shared;
-  private readonly clock: SmtpClock;
+  private readonly clock: ServerClock;
   private readonly authLimiter: AuthLimiter;
   /** sessions by the accepted TCP socket (the key the listeners' shutdown hook gives back) */
   private readonly live = new Map<Duplex, Session>();
@@ -222,33 +217,8 @@ export function createSmtpServer(options: SmtpServerOptions): SmtpServer {
   return new Server(options);
 }
 
-/** Resolves when the TLS handshake is done; rejects (and destroys) on error, close or timeout. */
-function handshake(secure: TLSSocket, clock: SmtpClock, timeoutMs: number, log: Logger | null): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    const cancel = clock.schedule(timeoutMs, () => fail(new Error('TLS handshake timeout')));
-    const done = (): void => {
-      cancel();
-      secure.off('error', fail);
-      secure.off('close', closed);
-    };
-    function fail(err: Error): void {
-      done();
-      log?.info({ err, status: 'tls_failed' }, 'TLS handshake failed');
-      secure.destroy();
-      reject(err);
-    }
-    const closed = (): void => fail(new Error('connection closed during TLS handshake'));
-    secure.once('error', fail);
-    secure.once('close', closed);
-    secure.once('secure', () => {
-      done();
-      resolve(secure);
-    });
-  });
-}
-
 /** Resolves once `live` is empty (checked on each session end), or destroys the rest after the timeout. */
-function waitEmpty(live: Map<Duplex, Session>, emptied: (() => void)[], clock: SmtpClock, timeoutMs: number): Promise<void> {
+function waitEmpty(live: Map<Duplex, Session>, emptied: (() => void)[], clock: ServerClock, timeoutMs: number): Promise<void> {
   if (live.size === 0) return Promise.resolve();
   return new Promise((resolve) => {
     const cancel = clock.schedule(timeoutMs, () => {

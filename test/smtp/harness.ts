@@ -5,8 +5,8 @@
 import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import { DEFAULT_SMTP_LIMITS } from '../../src/smtp/server.js';
-import { AuthLimiter } from '../../src/smtp/session/auth-limiter.js';
-import { systemClock, type SmtpClock } from '../../src/smtp/session/clock.js';
+import { AuthLimiter } from '../../src/auth/limiter.js';
+import { systemClock, type ServerClock } from '../../src/net/clock.js';
 import { Session } from '../../src/smtp/session/session.js';
 import type { PeerInfo, SessionSettings } from '../../src/smtp/session/types.js';
 import { FakeServices } from './fake-services.js';
@@ -18,7 +18,7 @@ export interface HarnessOptions {
   settings?: Partial<SessionSettings>;
   peer?: Partial<PeerInfo>;
   services?: FakeServices;
-  clock?: SmtpClock;
+  clock?: ServerClock;
   authLimiter?: AuthLimiter;
   tls?: boolean;
   upgradeTls?: (stream: Duplex) => Promise<Duplex>;

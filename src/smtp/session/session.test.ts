@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { addedPrefix, RECEIVED_LINE } from '../../../test/smtp/fake-services.js';
 import { endSessions, exchange, HOST, startSession } from '../../../test/smtp/harness.js';
-import { ManualClock } from './clock.js';
+import { ManualClock } from '../../net/clock.js';
 
 afterEach(endSessions);
 

@@ -11,8 +11,8 @@ import type { Logger } from '../../log/logger.js';
 import { LineReader } from '../proto/line-reader.js';
 import { formatReply, reply, type Reply } from '../proto/reply.js';
 import type { ClientInfo, SmtpServices } from '../services.js';
-import type { AuthLimiter } from './auth-limiter.js';
-import type { SmtpClock } from './clock.js';
+import type { AuthLimiter } from '../../auth/limiter.js';
+import type { ServerClock } from '../../net/clock.js';
 import { dispatchLine } from './dispatcher.js';
 import { greeting, shuttingDown, timeoutExceeded, tooManyErrors } from './replies.js';
 import { SessionStats } from './stats.js';
@@ -34,7 +34,7 @@ export interface SessionOptions {
   services: SmtpServices;
   /** bound to this connection: carries proto, client and a session id in every line */
   logger: Logger;
-  clock: SmtpClock;
+  clock: ServerClock;
   authLimiter: AuthLimiter;
   /** STARTTLS handshake on the given stream; resolves with the secure stream once established */
   upgradeTls?: (stream: Duplex) => Promise<Duplex>;
@@ -51,7 +51,7 @@ export class Session implements SessionContext {
   readonly services: SmtpServices;
   readonly peer: PeerInfo;
   readonly log: Logger;
-  readonly clock: SmtpClock;
+  readonly clock: ServerClock;
   readonly authLimiter: AuthLimiter;
   private stream: Duplex;
   private readonly reader: LineReader;

@@ -9,9 +9,9 @@ import type { DataReader } from '../proto/data.js';
 import type { MailParams } from '../proto/params.js';
 import type { Reply } from '../proto/reply.js';
 import type { ClientInfo, EnvelopeRecipient, SmtpServices } from '../services.js';
-import type { AuthLimiter } from './auth-limiter.js';
+import type { AuthLimiter } from '../../auth/limiter.js';
 import type { MessageContent } from './content.js';
-import type { SmtpClock } from './clock.js';
+import type { ServerClock } from '../../net/clock.js';
 
 export interface SessionLimits {
   messageSizeLimit: number;
@@ -101,7 +101,7 @@ export interface SessionContext {
   readonly services: SmtpServices;
   readonly peer: PeerInfo;
   readonly log: Logger;
-  readonly clock: SmtpClock;
+  readonly clock: ServerClock;
   readonly authLimiter: AuthLimiter;
   state: SessionState;
   readonly tls: boolean;

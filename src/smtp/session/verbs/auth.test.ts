@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { addedPrefix } from '../../../../test/smtp/fake-services.js';
 import { endSessions, exchange, HOST, startSession } from '../../../../test/smtp/harness.js';
-import { AuthLimiter } from '../auth-limiter.js';
-import { ManualClock } from '../clock.js';
+import { AuthLimiter } from '../../../auth/limiter.js';
+import { ManualClock } from '../../../net/clock.js';
 
 afterEach(endSessions);
 

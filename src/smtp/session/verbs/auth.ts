@@ -7,7 +7,7 @@
 import { AUTH_LINE_LIMIT } from '../../proto/line-reader.js';
 import { reply } from '../../proto/reply.js';
 import { decodeSaslResponse, encodeChallenge, parsePlain } from '../../proto/sasl.js';
-import { sleep } from '../clock.js';
+import { sleep } from '../../../net/clock.js';
 import { SEND_HELO, tooManyAuthFailures } from '../replies.js';
 import type { Helo, SaslStep, SessionContext } from '../types.js';
 import { authOffered } from './helo.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AuthLimiter } from './auth-limiter.js';
+import { AuthLimiter } from './limiter.js';
 
 test('failures within the window block an address; old ones expire', () => {
   const l = new AuthLimiter({ maxFailures: 3, windowMs: 1000 });

@@ -1,17 +1,17 @@
 /*
- * Time for the SMTP server, injectable so tests of timeouts and auth delays run without sleeping.
+ * Time for the protocol servers, injectable so tests of timeouts and auth delays run without sleeping.
  * `schedule` returns a cancel function. System timers are unref'd: an open socket keeps the process
  * alive, a timer alone must not (a stopped server exits at once). Never throws.
  */
 
-export interface SmtpClock {
+export interface ServerClock {
   /** milliseconds since the epoch */
   now(): number;
   /** runs `fn` once after `ms`; the returned function cancels it (idempotent) */
   schedule(ms: number, fn: () => void): () => void;
 }
 
-export const systemClock: SmtpClock = {
+export const systemClock: ServerClock = {
   now: () => Date.now(),
   schedule(ms, fn) {
     const t = setTimeout(fn, ms);
@@ -20,13 +20,13 @@ export const systemClock: SmtpClock = {
   },
 };
 
-export function sleep(clock: SmtpClock, ms: number): Promise<void> {
+export function sleep(clock: ServerClock, ms: number): Promise<void> {
   if (ms <= 0) return Promise.resolve();
   return new Promise((resolve) => clock.schedule(ms, resolve));
 }
 
 /** A clock for tests: time moves only when `advance` is called. */
-export class ManualClock implements SmtpClock {
+export class ManualClock implements ServerClock {
   private time: number;
   private timers: { at: number; fn: () => void; seq: number }[] = [];
   private seq = 0;

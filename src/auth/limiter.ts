@@ -1,5 +1,5 @@
 /*
- * Authentication failures per client address, shared by all sessions of one server (a client that
+ * Authentication failures per client address, shared by all sessions of one server of any protocol (a client that
  * reconnects is still counted). Owns only counters in memory: bounded in the number of addresses kept
  * (oldest forgotten first) and in timestamps per address. Never throws.
  */
