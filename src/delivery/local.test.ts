@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { provisionAccount } from '../directory/accounts.js';
 import type { DeliveryJob } from '../queue/agent.js';
 import { inboxTexts, ManualClock, message, openTestStore, type TestStore } from '../queue/testing.js';
+import { deserializeStructure, imapEnvelope, sectionBytes } from '../mime/index.js';
 import { createLocalAgent, withDeliveryHeaders } from './local.js';
 
 let t: TestStore;
@@ -34,6 +35,25 @@ test('files the message into INBOX with Return-Path and Delivered-To on top, byt
   assert.deepEqual(await agent.deliver(job('bob@example.test')), { outcome: 'done', reason: 'delivered to mailbox' });
   const [stored] = await inboxTexts(t.store, 'bob@example.test');
   assert.equal(stored, `Return-Path: <alice@sender.test>\r\nDelivered-To: bob@example.test\r\n${message('local').toString()}`);
+});
+
+test('a delivered message carries its MIME structure, with offsets that count the trace headers', async () => {
+  await provisionAccount(t.store, 'carol@example.test', null);
+  const agent = createLocalAgent({ store: t.store, delimiters: '+' });
+  const content = Buffer.from(
+    'From: a@sender.test\r\nSubject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\nContent-Type: text/html\r\n\r\n<b>two</b>\r\n--b--\r\n',
+  );
+  assert.equal((await agent.deliver(job('carol@example.test', { queueId: 'QS', content }))).outcome, 'done');
+  const account = await t.store.directory.getAccount('carol@example.test');
+  const inbox = await t.store.mailboxes.get(account!.id, 'INBOX');
+  const [row] = await t.store.messages.structures(inbox!.id);
+  assert.ok(row?.structure, 'structure stored');
+  const s = deserializeStructure(row.structure);
+  const stored = await t.store.messages.content(inbox!.id, row.uid);
+  assert.equal(s.root.end, stored.length);
+  assert.equal(sectionBytes(stored, s, { part: [2], kind: 'all' })?.toString(), '<b>two</b>');
+  assert.equal(sectionBytes(stored, s, { part: [], kind: 'header.fields', fields: ['delivered-to'] })?.toString(), 'Delivered-To: carol@example.test\r\n\r\n');
+  assert.match(imapEnvelope(s), /^\(NIL "parts" \(\(NIL NIL "a" "sender.test"\)\)/);
 });
 
 test('the same (queue id, recipient) is stored once; another queue id is a new message', async () => {

@@ -2,9 +2,11 @@
  * The local delivery agent: files one queue recipient of a local domain into its account's INBOX, with
  * Return-Path: and Delivered-To: prepended, appended under the idempotency key `<queue id>:<recipient>`
  * so a retry after a crash between insertion and queue completion finds the first copy instead of making
- * a second. Never touches the queue and never throws for a delivery problem: over quota and store
+ * a second. The MIME structure of the delivered bytes is computed here, once, and stored with the message
+ * for IMAP. Never touches the queue and never throws for a delivery problem: over quota and store
  * trouble defer, an account that no longer exists fails (550 5.1.1).
  */
+import { parseStructure, serializeStructure } from '../mime/index.js';
 import { isPlainLocalPart, localKey, splitAddress, stripSubaddress, headerSafe } from '../policy/address.js';
 import type { AgentResult, DeliveryAgent, DeliveryJob } from '../queue/agent.js';
 import type { Account, Mailbox, Store } from '../store/index.js';
@@ -47,6 +49,19 @@ export function withDeliveryHeaders(content: Buffer, sender: string, recipient: 
   return Buffer.concat([Buffer.from(head, 'utf8'), content]);
 }
 
+/**
+ * The serialised structure of exactly the bytes being stored (offsets count the trace headers). The
+ * parser is total; should it ever fail anyway, the message is stored without a structure (IMAP then
+ * parses on demand) rather than held back.
+ */
+export function structureOf(content: Buffer): string | undefined {
+  try {
+    return serializeStructure(parseStructure(content));
+  } catch {
+    return undefined;
+  }
+}
+
 function failureOf(err: unknown, recipient: string): AgentResult {
   const text = err instanceof Error ? err.message : String(err);
   if (isStoreError(err, 'over_quota')) return { outcome: 'deferred', reason: `452 4.2.2 <${recipient}>: Mailbox full` };
@@ -64,7 +79,12 @@ export function createLocalAgent(options: LocalAgentOptions): DeliveryAgent {
         if (!account) return { outcome: 'failed', reason: `550 5.1.1 <${job.recipient}>: user unknown in virtual mailbox table` };
         const inbox = await inboxOf(store, account);
         const content = withDeliveryHeaders(job.content, job.sender, job.recipient);
-        const result = await store.messages.append(inbox.id, { content, idempotencyKey: `${job.queueId}:${job.recipient}` }, job.now);
+        const structure = structureOf(content);
+        const result = await store.messages.append(
+          inbox.id,
+          { content, idempotencyKey: `${job.queueId}:${job.recipient}`, ...(structure === undefined ? {} : { structure }) },
+          job.now,
+        );
         const reason = result.duplicate ? 'delivered to mailbox (already there: duplicate suppressed)' : 'delivered to mailbox';
         return { outcome: 'done', reason };
       } catch (err) {

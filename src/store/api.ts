@@ -247,6 +247,8 @@ export interface NewMessage {
   internalDate?: number;
   /** unique per account: appending the same key again returns the first message (duplicate: true) */
   idempotencyKey?: string;
+  /** the message's parsed MIME structure, serialised (src/mime serializeStructure); opaque to the store */
+  structure?: string;
 }
 
 export interface AppendResult {
@@ -303,6 +305,11 @@ export interface MessageStore {
   append(mailboxId: number, message: NewMessage, now: number): Promise<AppendResult>;
   /** sorted by UID; all messages when `uids` is omitted */
   list(mailboxId: number, uids?: UidRange[]): Promise<MessageMeta[]>;
+  /**
+   * The stored structures, sorted by UID (all messages when `uids` is omitted); `structure` is null for a
+   * message stored without one. Copies and moves carry the structure along. [] for an unknown mailbox.
+   */
+  structures(mailboxId: number, uids?: UidRange[]): Promise<{ uid: number; structure: string | null }[]>;
   /** Atomic; each changed message gets a new MODSEQ. `unchangedSince` as in CONDSTORE. */
   setFlags(
     mailboxId: number,

@@ -442,6 +442,40 @@ export function runStoreContract(name: string, open: Open): void {
         assert.equal((await store.messages.quota(account.id)).messages, 5);
       });
 
+      t('structures: stored with the message, null without one, carried by copy and move', async ({ store }) => {
+        const { account, inbox } = await setupAccount(store);
+        const archive = await store.mailboxes.create(account.id, 'Archive');
+        const big = JSON.stringify({ version: 1, pad: 'x'.repeat(200_000) });
+        await store.messages.append(inbox.id, { content: message('s1'), structure: '{"version":1,"n":1}' }, T0);
+        await store.messages.append(inbox.id, { content: message('s2') }, T0);
+        await store.messages.append(inbox.id, { content: message('s3', ' big'), structure: big, idempotencyKey: 'k3' }, T0);
+        const dup = await store.messages.append(inbox.id, { content: message('s3', ' big'), structure: 'ignored', idempotencyKey: 'k3' }, T0);
+        assert.equal(dup.duplicate, true);
+        assert.deepEqual(await store.messages.structures(inbox.id), [
+          { uid: 1, structure: '{"version":1,"n":1}' },
+          { uid: 2, structure: null },
+          { uid: 3, structure: big },
+        ]);
+        assert.deepEqual(await store.messages.structures(inbox.id, [{ from: 3, to: 9 }, { from: 1, to: 1 }]), [
+          { uid: 1, structure: '{"version":1,"n":1}' },
+          { uid: 3, structure: big },
+        ]);
+        assert.deepEqual(await store.messages.structures(inbox.id, []), []);
+        assert.deepEqual(await store.messages.structures(999_999), []);
+        await store.messages.copy(inbox.id, [{ from: 1, to: 2 }], archive.id, T0);
+        await store.messages.move(inbox.id, [{ from: 3, to: 3 }], archive.id, T0);
+        assert.deepEqual(await store.messages.structures(archive.id), [
+          { uid: 1, structure: '{"version":1,"n":1}' },
+          { uid: 2, structure: null },
+          { uid: 3, structure: big },
+        ]);
+        assert.deepEqual((await store.messages.structures(inbox.id)).map((x) => x.uid), [1, 2]);
+        // a blob shared by reference gets the structure of its own append
+        const { blobId } = await store.queue.commit({ sender: 'a@example.test', recipients: [{ address: 'alice@example.test' }], content: message('q') }, T0);
+        const r = await store.messages.append(archive.id, { blobId, structure: '{"version":1,"q":1}' }, T0);
+        assert.deepEqual(await store.messages.structures(archive.id, [{ from: r.uid, to: r.uid }]), [{ uid: r.uid, structure: '{"version":1,"q":1}' }]);
+      });
+
       t('quota is enforced on append and copy', async ({ store }) => {
         const content = message('q'.repeat(100));
         const { account, inbox } = await setupAccount(store, 'q@example.test', content.length * 2);

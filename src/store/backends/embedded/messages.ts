@@ -24,6 +24,9 @@ interface MessageRow {
   idempotency_key: string | null;
 }
 
+/** Every column but the structure, which only `structures` and copies read. */
+const COLUMNS = 'mailbox_id, uid, account_id, blob_id, size, internal_date, flags, seen, modseq, created_modseq, idempotency_key';
+
 /** What the main thread sends for an append: new content (inline, or a durable file) or an existing blob. */
 export interface AppendRow {
   blobId: BlobId;
@@ -33,6 +36,7 @@ export interface AppendRow {
   flags: string[];
   internalDate: number;
   idempotencyKey: string | null;
+  structure: string | null;
 }
 
 const isSeen = (flags: readonly string[]) => (flags.some((f) => f.toLowerCase() === '\\seen') ? 1 : 0);
@@ -48,9 +52,9 @@ const toMeta = (r: MessageRow): MessageMeta => ({
 });
 
 function rows(ctx: OpContext, mailboxId: number, uids?: UidRange[]): MessageRow[] {
-  if (!uids) return stmt(ctx, 'SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as MessageRow[];
+  if (!uids) return stmt(ctx, `SELECT ${COLUMNS} FROM messages WHERE mailbox_id = ? ORDER BY uid`).all(mailboxId) as MessageRow[];
   const out: MessageRow[] = [];
-  const q = stmt(ctx, 'SELECT * FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid');
+  const q = stmt(ctx, `SELECT ${COLUMNS} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`);
   for (const r of mergeRanges(uids)) out.push(...(q.all(mailboxId, r.from, r.to) as MessageRow[]));
   return out;
 }
@@ -63,7 +67,9 @@ function checkQuota(ctx: OpContext, accountId: number, adding: number): void {
 }
 
 /** Inserts one message row at the mailbox's next UID and returns [uid, modseq]. */
-function insertMessage(ctx: OpContext, mb: MailboxRow, m: Omit<MessageRow, 'mailbox_id' | 'uid' | 'account_id' | 'modseq' | 'created_modseq' | 'seen'>): [number, number] {
+type NewRow = Omit<MessageRow, 'mailbox_id' | 'uid' | 'account_id' | 'modseq' | 'created_modseq' | 'seen'> & { structure: string | null };
+
+function insertMessage(ctx: OpContext, mb: MailboxRow, m: NewRow): [number, number] {
   const cur = mailboxRowById(ctx, mb.id);
   const uid = cur.uid_next;
   const modseq = cur.highest_modseq + 1;
@@ -71,9 +77,9 @@ function insertMessage(ctx: OpContext, mb: MailboxRow, m: Omit<MessageRow, 'mail
   const seen = isSeen(flags);
   stmt(
     ctx,
-    `INSERT INTO messages (mailbox_id, uid, account_id, blob_id, size, internal_date, flags, seen, modseq, created_modseq, idempotency_key)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(mb.id, uid, mb.account_id, m.blob_id, m.size, m.internal_date, m.flags, seen, modseq, modseq, m.idempotency_key);
+    `INSERT INTO messages (mailbox_id, uid, account_id, blob_id, size, internal_date, flags, seen, modseq, created_modseq, idempotency_key, structure)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(mb.id, uid, mb.account_id, m.blob_id, m.size, m.internal_date, m.flags, seen, modseq, modseq, m.idempotency_key, m.structure);
   stmt(
     ctx,
     'UPDATE mailboxes SET uid_next = ?, highest_modseq = ?, messages = messages + 1, unseen = unseen + ?, size = size + ? WHERE id = ?',
@@ -112,9 +118,11 @@ function copyRows(ctx: OpContext, fromId: number, uids: UidRange[], toId: number
   const dst = mailboxRowById(ctx, toId);
   checkQuota(ctx, dst.account_id, src.reduce((n, r) => n + r.size, 0));
   const pairs: [number, number][] = [];
+  const structureOf = stmt(ctx, 'SELECT structure FROM messages WHERE mailbox_id = ? AND uid = ?');
   for (const r of src) {
     refExistingBlob(ctx, r.blob_id);
-    const [uid] = insertMessage(ctx, dst, { blob_id: r.blob_id, size: r.size, internal_date: r.internal_date || now, flags: r.flags, idempotency_key: null });
+    const { structure } = structureOf.get(r.mailbox_id, r.uid) as { structure: string | null };
+    const [uid] = insertMessage(ctx, dst, { blob_id: r.blob_id, size: r.size, internal_date: r.internal_date || now, flags: r.flags, idempotency_key: null, structure });
     pairs.push([r.uid, uid]);
   }
   return [{ uidValidity: dst.uid_validity, uids: pairs }, src];
@@ -141,11 +149,23 @@ export function messageOps(ctx: OpContext) {
         checkQuota(ctx, mb.account_id, size);
       }
       const flags = JSON.stringify(normalizeFlags(m.flags));
-      const [uid, modseq] = insertMessage(ctx, mb, { blob_id: m.blobId, size, internal_date: m.internalDate, flags, idempotency_key: m.idempotencyKey });
+      const [uid, modseq] = insertMessage(ctx, mb, {
+        blob_id: m.blobId,
+        size,
+        internal_date: m.internalDate,
+        flags,
+        idempotency_key: m.idempotencyKey,
+        structure: m.structure,
+      });
       return { uid, modseq, uidValidity: mb.uid_validity, duplicate: false };
     },
     list(mailboxId: number, uids?: UidRange[]): MessageMeta[] {
       return rows(ctx, mailboxId, uids).map(toMeta);
+    },
+    structures(mailboxId: number, uids?: UidRange[]): { uid: number; structure: string | null }[] {
+      if (!uids) return stmt(ctx, 'SELECT uid, structure FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as { uid: number; structure: string | null }[];
+      const q = stmt(ctx, 'SELECT uid, structure FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid');
+      return mergeRanges(uids).flatMap((r) => q.all(mailboxId, r.from, r.to) as { uid: number; structure: string | null }[]);
     },
     setFlags(mailboxId: number, uids: UidRange[], op: FlagOperation, flags: string[], options: { unchangedSince?: number } = {}): FlagUpdateResult {
       const mb = mailboxRowById(ctx, mailboxId);

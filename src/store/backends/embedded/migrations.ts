@@ -93,6 +93,10 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (mailbox_id, uid)
   ) WITHOUT ROWID;
   `,
+  // 2: the serialised MIME structure of each message (src/mime), computed once at append
+  `
+  ALTER TABLE messages ADD COLUMN structure TEXT;
+  `,
 ];
 
 export function migrate(db: Database): number[] {

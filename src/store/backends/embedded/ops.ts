@@ -51,6 +51,7 @@ export const READ_OPS: ReadonlySet<string> = new Set([
   'mailboxes.getById',
   'mailboxes.list',
   'messages.list',
+  'messages.structures',
   'messages.blobOf',
   'messages.quota',
   'messages.since',

@@ -130,7 +130,12 @@ class EmbeddedStore implements Store {
 
     this.messages = {
       append: (mailboxId: number, msg: NewMessage, now: number): Promise<AppendResult> => {
-        const base = { flags: msg.flags ?? [], internalDate: msg.internalDate ?? now, idempotencyKey: msg.idempotencyKey ?? null };
+        const base = {
+          flags: msg.flags ?? [],
+          internalDate: msg.internalDate ?? now,
+          idempotencyKey: msg.idempotencyKey ?? null,
+          structure: msg.structure ?? null,
+        };
         if (msg.content) {
           const content = msg.content;
           const blobId = sha256(content);
@@ -142,6 +147,7 @@ class EmbeddedStore implements Store {
         return m.append(mailboxId, { ...base, blobId: msg.blobId, size: null, fresh: false, inline: null }, now);
       },
       list: (mailboxId, uids) => m.list(mailboxId, uids),
+      structures: (mailboxId, uids) => m.structures(mailboxId, uids),
       setFlags: (mailboxId, uids, op, flags, options) => m.setFlags(mailboxId, uids, op, flags, options),
       expunge: (mailboxId, uids) => m.expunge(mailboxId, uids),
       copy: (from, uids, to, now) => m.copy(from, uids, to, now),

@@ -115,6 +115,7 @@ async function insertMessage(sql: Sql, message: NewMessage, p: Placement): Promi
     p.uidValidity,
     p.accountId,
     message.idempotencyKey ?? null,
+    message.structure ?? null,
   ];
   if (message.content) params.push(message.content, p.now);
   const inserted = (await sql.query(insertStatement(message), params)).rows;
@@ -129,11 +130,11 @@ async function insertMessage(sql: Sql, message: NewMessage, p: Placement): Promi
  * Yields one row when the message was inserted, none when a `blobId` does not exist.
  */
 function insertStatement(message: NewMessage): string {
-  const blob = message.content ? upsertBlobSql('$7', '$6', '$11', '$12') : refBlobSql('$7');
+  const blob = message.content ? upsertBlobSql('$7', '$6', '$12', '$13') : refBlobSql('$7');
   return `WITH blob AS (${blob}),
      ins AS (
-       INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, internal_date, size, blob_id)
-       SELECT $1, $2, $3, $3, $4, $5, $6, blob.id FROM blob RETURNING 1
+       INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, internal_date, size, blob_id, structure)
+       SELECT $1, $2, $3, $3, $4, $5, $6, blob.id, $11::text FROM blob RETURNING 1
      ), claimed AS (
        UPDATE delivery_keys SET mailbox_id = $1, uid = $2, modseq = $3, uid_validity = $8
         WHERE account_id = $9 AND key = $10 RETURNING 1

@@ -72,6 +72,16 @@ export class PgMessages implements MessageStore {
     return rows.map((r) => ({ uid: r.uid, modseq: r.modseq, flags: r.flags, internalDate: r.internal_date, size: r.size, blobId: r.blob_id }));
   }
 
+  async structures(mailboxId: number, uids?: UidRange[]): Promise<{ uid: number; structure: string | null }[]> {
+    if (!validId(mailboxId) || (uids !== undefined && uids.length === 0)) return [];
+    const [lo, hi] = rangeParams(uids);
+    return this.db.query<{ uid: number; structure: string | null }>(
+      'messages.structures',
+      `SELECT m.uid, m.structure FROM messages m ${rangeJoin(2)} WHERE m.mailbox_id = $1 ORDER BY m.uid`,
+      [mailboxId, lo, hi],
+    );
+  }
+
   async setFlags(
     mailboxId: number,
     uids: UidRange[],

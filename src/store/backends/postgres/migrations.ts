@@ -127,6 +127,11 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (account_id, key)
   );
   `,
+  // 2: the serialised MIME structure of each message (src/mime), computed once at append; TOASTed, so
+  // rows read without it (list, flags) do not pay for it
+  `
+  ALTER TABLE messages ADD COLUMN structure TEXT;
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number[]> {
