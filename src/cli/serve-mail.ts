@@ -1,7 +1,7 @@
 /*
- * Wires the receiving path for `cartero serve`: the SmtpServices the SMTP/LMTP server calls (recipient
- * and sender policy, authentication, queue commit) and the queue scheduler with the local delivery
- * agent. Builds objects only: it binds no port and starts nothing until scheduler.start().
+ * Wires the receiving path for `cartero serve`: the SmtpServices the SMTP server calls (recipient
+ * and sender policy, authentication, queue commit), those of LMTP listeners (final delivery), and the
+ * queue scheduler with the local delivery agent. Builds objects only: it binds no port and starts nothing until scheduler.start().
  * Errors come from the parts it wires (store errors propagate to the SMTP session).
  */
 import type { Config } from '../config/schema.js';
@@ -12,6 +12,7 @@ import { createNetworkMatcher } from '../policy/mynetworks.js';
 import { createRecipientPolicy } from '../policy/recipients.js';
 import { createSenderPolicy } from '../policy/sender.js';
 import { wireQueue } from '../queue/wiring.js';
+import { createLmtpServices } from '../delivery/lmtp-services.js';
 import type { SmtpServices } from '../smtp/services.js';
 import type { Clock, Store } from '../store/index.js';
 import { systemClock } from '../store/api.js';
@@ -25,6 +26,8 @@ export interface MailServicesOptions {
 
 export interface MailServices {
   services: SmtpServices;
+  /** what LMTP listeners use: final delivery answered per recipient */
+  lmtpServices: SmtpServices;
   scheduler: { start(): void; stop(): Promise<void>; kick(): void };
   /** the `mynetworks` test for ClientInfo.trusted */
   trusted(address: string): boolean;
@@ -36,7 +39,7 @@ export function startMailServices(options: MailServicesOptions): MailServices {
   const d = config.delivery;
   const domains = new LocalDomains({ store, domains: config.domains, relayDomains: config.relay_domains, clock });
   const delimiters = d.recipient_delimiter;
-  const { commit, scheduler } = wireQueue({
+  const { commit, scheduler, local } = wireQueue({
     store,
     logger,
     clock,
@@ -56,5 +59,6 @@ export function startMailServices(options: MailServicesOptions): MailServices {
     authenticate: createAuthenticator(store),
     commit,
   };
-  return { services, scheduler, trusted: createNetworkMatcher(config.mynetworks) };
+  const lmtpServices = createLmtpServices({ store, domains, delimiters, local, commit, clock, logger });
+  return { services, lmtpServices, scheduler, trusted: createNetworkMatcher(config.mynetworks) };
 }

@@ -6,12 +6,12 @@
  * Startup failures are logged as one line and give exit 1 (a bad config file: exit 2, via main.ts).
  */
 import { ConfigError, loadConfig } from '../config/load.js';
-import { configuredListeners, type Config } from '../config/schema.js';
+import { configuredListeners, type Config, type ListenerSettings, type Protocol } from '../config/schema.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { ListenError, specFor, startListeners, type Listeners, type ListenerSpec } from '../net/listeners.js';
+import { ListenError, specFor, startListeners, type ConnectionHandler, type Listeners, type ListenerSpec } from '../net/listeners.js';
 import { placeholderHandler } from '../net/placeholder.js';
 import { startStats } from '../log/stats.js';
-import { createSmtpServer, SmtpSetupError, type SmtpServer } from '../smtp/server.js';
+import { createSmtpServer, SmtpSetupError } from '../smtp/server.js';
 import { isStoreError, openStore, type Store } from '../store/index.js';
 import { startBlobCollector } from '../store/maintenance.js';
 import { startMailServices, type MailServices } from './serve-mail.js';
@@ -34,17 +34,24 @@ export async function ensureDomains(store: Store, domains: readonly string[], lo
   }
 }
 
-function listenerSpecs(config: Config, logger: Logger, smtp: SmtpServer): ListenerSpec[] {
-  // IMAP, POP3 and LMTP answer "not yet" until their servers land
-  return configuredListeners(config).map((l) =>
-    specFor(l, l.proto === 'smtp' ? smtp.handler(l) : placeholderHandler(l.proto, config.hostname, logger)),
-  );
+/** What serve needs of each protocol server (SmtpServer has this shape; IMAP and POP3 will too). */
+interface ProtocolServer {
+  handler(listener: ListenerSettings): ConnectionHandler;
+  drain(timeoutMs?: number): Promise<void>;
+  reload(config: Config): void;
+}
+
+type Servers = Partial<Record<Protocol, ProtocolServer>>;
+
+function listenerSpecs(config: Config, logger: Logger, servers: Servers): ListenerSpec[] {
+  // a protocol without a server yet answers "not yet available"
+  return configuredListeners(config).map((l) => specFor(l, servers[l.proto]?.handler(l) ?? placeholderHandler(l.proto, config.hostname, logger)));
 }
 
 interface Running {
   store: Store;
   listeners: Listeners;
-  smtp: SmtpServer;
+  servers: Servers;
   mail: MailServices;
 }
 
@@ -60,11 +67,14 @@ async function start(config: Config, logger: Logger): Promise<Running | null> {
   try {
     const mail = startMailServices({ config, store, logger });
     // the server builds its mynetworks matcher from the config, so SIGHUP applies a new mynetworks
-    const smtp = createSmtpServer({ config, services: mail.services, logger });
-    const listeners = await startListeners(listenerSpecs(config, logger, smtp), { logger });
+    const servers: Servers = {
+      smtp: createSmtpServer({ config, services: mail.services, logger }),
+      lmtp: createSmtpServer({ config, services: mail.lmtpServices, logger, protocol: 'lmtp' }),
+    };
+    const listeners = await startListeners(listenerSpecs(config, logger, servers), { logger });
     for (const l of listeners.bound) logger.info({ proto: l.proto, address: l.address, port: l.port }, 'listening');
     mail.scheduler.start();
-    return { store, listeners, smtp, mail };
+    return { store, listeners, servers, mail };
   } catch (err) {
     if (err instanceof SmtpSetupError) logger.fatal({ err: err.message }, err.message);
     else if (err instanceof ListenError) {
@@ -86,10 +96,10 @@ function reload(file: string, logger: Logger, running: Running): void {
     logger.error({ file }, 'configuration reload failed; keeping the running configuration');
     return;
   }
-  // Applied now: log level, directory domains, SMTP settings and TLS files for new sessions.
+  // Applied now: log level, directory domains, protocol settings and TLS files for new sessions.
   // Listeners, the store and delivery settings need a restart.
   logger.level = next.log.level;
-  running.smtp.reload(next);
+  for (const server of Object.values(running.servers)) server.reload(next);
   ensureDomains(running.store, next.domains, logger).catch((err: unknown) => logger.error({ err }, 'cannot add configured domains'));
   logger.info({ file }, 'configuration reloaded');
 }
@@ -103,7 +113,7 @@ export async function serve(file: string): Promise<number> {
     await new Promise<void>((done) => logger.flush(() => done()));
     return 1;
   }
-  const { store, listeners, smtp, mail } = running;
+  const { store, listeners, servers, mail } = running;
   const stopStats = startStats(logger, config.log.stats_interval);
   const collector = startBlobCollector(store, logger);
   return new Promise<number>((resolve) => {
@@ -118,7 +128,8 @@ export async function serve(file: string): Promise<number> {
       logger.info({ signal, connections: listeners.connections() }, 'stopping');
       void (async () => {
         // new commands get 421 while messages in transfer are committed; then deliveries in flight finish
-        await Promise.all([smtp.drain(SHUTDOWN_TIMEOUT_MS), listeners.close(SHUTDOWN_TIMEOUT_MS)]);
+        const drains = Object.values(servers).map((s) => s.drain(SHUTDOWN_TIMEOUT_MS));
+        await Promise.all([...drains, listeners.close(SHUTDOWN_TIMEOUT_MS)]);
         await mail.scheduler.stop();
         await collector.stop();
         stopStats();

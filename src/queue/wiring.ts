@@ -5,6 +5,7 @@
  */
 import { createLocalAgent } from '../delivery/local.js';
 import type { Logger } from '../log/logger.js';
+import type { DeliveryAgent } from './agent.js';
 import type { LocalDomains } from '../policy/domains.js';
 import type { Clock, Store } from '../store/index.js';
 import type { BackoffSettings } from './backoff.js';
@@ -27,14 +28,15 @@ export interface QueueWiring {
   expansionLimit: number;
 }
 
-export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueScheduler } {
+export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueScheduler; local: DeliveryAgent } {
   const { store, logger, clock, domains, delimiters } = w;
+  const local = createLocalAgent({ store, delimiters });
   const scheduler = new QueueScheduler({
     store,
     logger,
     clock,
     router: localDomainRouter(domains),
-    local: createLocalAgent({ store, delimiters }),
+    local,
     owner: w.owner,
     concurrency: w.concurrency,
     leaseMs: w.leaseMs,
@@ -51,5 +53,5 @@ export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueS
     logger,
     onCommitted: () => scheduler.kick(),
   });
-  return { commit, scheduler };
+  return { commit, scheduler, local };
 }

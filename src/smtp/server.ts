@@ -46,6 +46,8 @@ export type SmtpListenerInfo = Pick<ListenerSettings, 'key' | 'submission'> & { 
 
 export interface SmtpServerOptions {
   config: Config;
+  /** 'lmtp' serves RFC 2033 with the lmtp section's TLS files (default 'smtp') */
+  protocol?: 'smtp' | 'lmtp';
   services: SmtpServices;
   logger: Logger;
   /** default: config.hostname */
@@ -74,20 +76,20 @@ export class SmtpSetupError extends Error {
   override readonly name = 'SmtpSetupError';
 }
 
-/** Reads smtp.tls once; null when TLS is not configured. Throws SmtpSetupError naming the file. */
-export function loadTlsContext(config: Config): SecureContext | null {
+/** Reads smtp.tls (or lmtp.tls) once; null when TLS is not configured. Throws SmtpSetupError naming the file. */
+export function loadTlsContext(config: Config, protocol: 'smtp' | 'lmtp' = 'smtp'): SecureContext | null {
   try {
-    return loadTlsFiles(config.smtp.tls, 'smtp.tls');
+    return loadTlsFiles(config[protocol].tls, `${protocol}.tls`);
   } catch (err) {
     if (err instanceof TlsSetupError) throw new SmtpSetupError(err.message, { cause: err });
     throw err;
   }
 }
 
-function checkImplicitTls(config: Config, tls: SecureContext | null): void {
+function checkImplicitTls(config: Config, tls: SecureContext | null, protocol: 'smtp' | 'lmtp'): void {
   if (tls) return;
-  const implicit = configuredListeners(config).find((l) => l.proto === 'smtp' && l.tls === 'implicit');
-  if (implicit) throw new SmtpSetupError(`${implicit.key}: "tls: implicit" needs smtp.tls (cert and key)`);
+  const implicit = configuredListeners(config).find((l) => l.proto === protocol && l.tls === 'implicit');
+  if (implicit) throw new SmtpSetupError(`${implicit.key}: "tls: implicit" needs ${protocol}.tls (cert and key)`);
 }
 
 interface Shared {
@@ -118,15 +120,18 @@ class Server implements SmtpServer {
   private readonly emptied: (() => void)[] = [];
   private draining = false;
 
+  private readonly protocol: 'smtp' | 'lmtp';
+
   constructor(private readonly options: SmtpServerOptions) {
+    this.protocol = options.protocol ?? 'smtp';
     this.clock = options.clock ?? systemClock;
     this.shared = this.build(options.config);
     this.authLimiter = new AuthLimiter({ maxFailures: this.shared.limits.maxAuthFailures, windowMs: this.shared.limits.authFailureWindowMs });
   }
 
   private build(config: Config): Shared {
-    const tls = loadTlsContext(config);
-    checkImplicitTls(config, tls);
+    const tls = loadTlsContext(config, this.protocol);
+    checkImplicitTls(config, tls, this.protocol);
     const limits = { ...DEFAULT_SMTP_LIMITS, messageSizeLimit: config.smtp.message_size_limit, ...this.options.limits };
     return { config, tls, trusted: this.options.trusted ?? createNetworkMatcher(config.mynetworks), limits };
   }
@@ -139,7 +144,15 @@ class Server implements SmtpServer {
 
   private settingsFor(listener: SmtpListenerInfo, tlsActive: boolean): SessionSettings {
     const starttls = this.shared.tls !== null && !tlsActive;
-    return { ...sessionLimits(this.shared.limits), hostname: this.hostname(), submission: listener.submission, starttls, listener: listener.key };
+    return {
+      ...sessionLimits(this.shared.limits),
+      hostname: this.hostname(),
+      submission: listener.submission,
+      starttls,
+      listener: listener.key,
+      lmtp: this.protocol === 'lmtp',
+      postmasterDomain: this.shared.config.domains[0] ?? this.hostname(),
+    };
   }
 
   private upgrader(context: SecureContext): (stream: Duplex) => Promise<Duplex> {
@@ -149,7 +162,7 @@ class Server implements SmtpServer {
   }
 
   handle(socket: Socket, conn: ConnectionInfo, listener: SmtpListenerInfo): void {
-    const log = this.options.logger.child({ proto: 'smtp', client: conn.client, session: conn.id });
+    const log = this.options.logger.child({ proto: this.protocol, client: conn.client, session: conn.id });
     if (this.draining) return closeWith(socket, `421 4.3.2 ${this.hostname()} Service shutting down, closing transmission channel\r\n`);
     const { tls: context, trusted, limits } = this.shared;
     const implicit = listener.tls === 'implicit';
@@ -186,8 +199,8 @@ class Server implements SmtpServer {
     return {
       accept: (socket, conn) => this.handle(socket, conn, listener),
       refuse: (socket, conn, reason) => {
-        this.options.logger.warn({ proto: 'smtp', client: conn.client, status: 'refused', reason }, 'connection refused');
-        closeWith(socket, busyLine('smtp', this.hostname()));
+        this.options.logger.warn({ proto: this.protocol, client: conn.client, status: 'refused', reason }, 'connection refused');
+        closeWith(socket, busyLine(this.protocol, this.hostname()));
       },
       shutdown: (socket) => this.live.get(socket)?.drain(),
     };
@@ -202,9 +215,9 @@ class Server implements SmtpServer {
   reload(config: Config): void {
     try {
       this.shared = this.build(config);
-      this.options.logger.info({ proto: 'smtp', tls: this.shared.tls !== null }, 'smtp configuration reloaded');
+      this.options.logger.info({ proto: this.protocol, tls: this.shared.tls !== null }, 'smtp configuration reloaded');
     } catch (err) {
-      this.options.logger.error({ err, proto: 'smtp' }, 'smtp reload failed; keeping the running configuration');
+      this.options.logger.error({ err, proto: this.protocol }, 'smtp reload failed; keeping the running configuration');
     }
   }
 

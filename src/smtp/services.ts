@@ -55,6 +55,13 @@ export interface Envelope {
   meta: Record<string, unknown>;
 }
 
+/** One reply of an LMTP delivery (RFC 2033 §4.2), e.g. 250 2.0.0, 452 4.2.2 or 550 5.1.1. */
+export interface RecipientReply {
+  code: number;
+  enhanced: string;
+  text: string;
+}
+
 export interface SmtpServices {
   /** RCPT-time policy (relay restrictions, recipient maps, quota when known) */
   checkRecipient(query: RecipientQuery): Promise<RecipientVerdict>;
@@ -67,4 +74,9 @@ export interface SmtpServices {
    * `content` is the full message as it will be stored (our Received: header already prepended).
    */
   commit(envelope: Envelope, content: Buffer): Promise<{ queueId: string }>;
+  /**
+   * LMTP listeners only: final delivery, one reply per envelope recipient in envelope order, each 2xx
+   * only once that recipient's copy is on stable storage. Without it an LMTP session answers 451.
+   */
+  deliver?(envelope: Envelope, content: Buffer): Promise<RecipientReply[]>;
 }

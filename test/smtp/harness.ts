@@ -33,7 +33,7 @@ export interface Harness {
 
 export function testSettings(over: Partial<SessionSettings> = {}): SessionSettings {
   const { maxAuthFailures: _m, authFailureWindowMs: _w, tlsHandshakeTimeoutMs: _t, ...limits } = DEFAULT_SMTP_LIMITS;
-  return { ...limits, messageSizeLimit: 10_000, authFailureDelayMs: 0, hostname: HOST, submission: false, starttls: false, listener: 'smtp.listen[0]', ...over };
+  return { ...limits, messageSizeLimit: 10_000, authFailureDelayMs: 0, hostname: HOST, submission: false, starttls: false, listener: 'smtp.listen[0]', lmtp: false, postmasterDomain: 'example.test', ...over };
 }
 
 export function captureLogger(logs: Record<string, unknown>[]) {

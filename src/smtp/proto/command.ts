@@ -12,6 +12,8 @@ import { parseMailParams, parseRcptParams, type MailParams, type RcptParams } fr
 export type Command =
   | { verb: 'HELO'; domain: string }
   | { verb: 'EHLO'; domain: string }
+  /** LMTP's greeting (RFC 2033 §4.1); the session refuses it on SMTP listeners */
+  | { verb: 'LHLO'; domain: string }
   | { verb: 'MAIL'; sender: Mailbox | null; params: MailParams }
   | { verb: 'RCPT'; recipient: Mailbox; params: RcptParams }
   | { verb: 'BDAT'; size: number; last: boolean }
@@ -35,7 +37,7 @@ export interface ParseOptions {
   smtputf8: boolean;
 }
 
-const KNOWN = new Set(['HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'BDAT', 'RSET', 'NOOP', 'QUIT', 'VRFY', 'HELP', 'STARTTLS', 'AUTH']);
+const KNOWN = new Set(['HELO', 'EHLO', 'LHLO', 'MAIL', 'RCPT', 'DATA', 'BDAT', 'RSET', 'NOOP', 'QUIT', 'VRFY', 'HELP', 'STARTTLS', 'AUTH']);
 const UNIMPLEMENTED = new Set(['EXPN', 'ETRN', 'TURN', 'ATRN', 'SEND', 'SOML', 'SAML']);
 type NoArgumentVerb = 'DATA' | 'RSET' | 'QUIT' | 'STARTTLS';
 const NO_ARGUMENT = new Set<string>(['DATA', 'RSET', 'QUIT', 'STARTTLS'] satisfies NoArgumentVerb[]);
@@ -56,6 +58,7 @@ export function parseCommand(line: string, opts: ParseOptions): ParsedLine {
   switch (word) {
     case 'HELO':
     case 'EHLO':
+    case 'LHLO':
       return HELO_ARG.test(arg.trim()) ? { ok: true, command: { verb: word, domain: arg.trim() } } : fail('syntax', `Syntax: ${word} hostname`);
     case 'MAIL':
       return parseMail(arg, fail);

@@ -17,9 +17,9 @@ export interface TraceInfo {
   date: Date;
 }
 
-export function withProtocol(p: { esmtp: boolean; tls: boolean; auth: boolean; utf8: boolean }): string {
+export function withProtocol(p: { esmtp: boolean; tls: boolean; auth: boolean; utf8: boolean; lmtp?: boolean }): string {
   if (!p.esmtp) return 'SMTP';
-  const base = p.utf8 ? 'UTF8SMTP' : 'ESMTP';
+  const base = p.lmtp ? (p.utf8 ? 'UTF8LMTP' : 'LMTP') : p.utf8 ? 'UTF8SMTP' : 'ESMTP';
   return `${base}${p.tls ? 'S' : ''}${p.auth ? 'A' : ''}`;
 }
 

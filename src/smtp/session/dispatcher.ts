@@ -13,7 +13,7 @@ import type { SessionContext } from './types.js';
 import { auth, continueAuth, endExchange } from './verbs/auth.js';
 import { bdat } from './verbs/bdat.js';
 import { data } from './verbs/data.js';
-import { ehlo, helo } from './verbs/helo.js';
+import { ehlo, helo, lhlo } from './verbs/helo.js';
 import { help } from './verbs/help.js';
 import { mail } from './verbs/mail.js';
 import { noop } from './verbs/noop.js';
@@ -27,6 +27,7 @@ import { vrfy } from './verbs/vrfy.js';
 const REGISTRY: { [V in Verb]: VerbSpec<V> } = {
   HELO: helo,
   EHLO: ehlo,
+  LHLO: lhlo,
   MAIL: mail,
   RCPT: rcpt,
   DATA: data,

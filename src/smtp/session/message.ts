@@ -1,18 +1,20 @@
 /*
  * The end of a mail transaction, shared by DATA and BDAT: prepends our Received: line (and, on submission,
  * a missing Date:/Message-ID:), builds the envelope with its DSN and client details, and commits through
- * services.commit. The 250 is queued only after the commit resolved; any failure answers 451 4.3.0 and
- * the transaction is gone either way (the client retries; nothing half-done is acknowledged).
+ * services.commit — or, on LMTP, delivers through services.deliver and answers once per recipient.
+ * A 250 is queued only after the commit resolved; any failure answers 451 4.3.0 and the transaction is
+ * gone either way (the client retries; nothing half-done is acknowledged).
  */
 import { headerFieldNames } from '../proto/headers.js';
 import { reply } from '../proto/reply.js';
 import { receivedHeader, rfc5322Date, withProtocol } from '../proto/trace.js';
+import type { Reply } from '../proto/reply.js';
 import type { Envelope } from '../services.js';
 import { COMMIT_FAILED } from './replies.js';
 import type { Helo, SessionContext, Transaction } from './types.js';
 
 function protocolOf(ctx: SessionContext, helo: Helo, tx: Transaction): string {
-  return withProtocol({ esmtp: helo.esmtp, tls: ctx.tls, auth: ctx.authUser !== null, utf8: tx.params.smtputf8 });
+  return withProtocol({ esmtp: helo.esmtp, tls: ctx.tls, auth: ctx.authUser !== null, utf8: tx.params.smtputf8, lmtp: ctx.settings.lmtp });
 }
 
 /** Header lines we add in front of the client's message. */
@@ -36,7 +38,8 @@ export function addedHeaders(ctx: SessionContext, helo: Helo, tx: Transaction, b
   return out;
 }
 
-export function envelopeOf(ctx: SessionContext, helo: Helo, tx: Transaction, id: string): Envelope {
+/** `traceBytes`: octets we put in front of the client's bytes (LMTP's duplicate check skips them). */
+export function envelopeOf(ctx: SessionContext, helo: Helo, tx: Transaction, id: string, traceBytes = 0): Envelope {
   const p = tx.params;
   return {
     sender: tx.sender,
@@ -54,6 +57,7 @@ export function envelopeOf(ctx: SessionContext, helo: Helo, tx: Transaction, id:
       envid: p.envid,
       body: p.body,
       smtputf8: p.smtputf8,
+      trace_bytes: traceBytes,
     },
   };
 }
@@ -62,9 +66,11 @@ export function envelopeOf(ctx: SessionContext, helo: Helo, tx: Transaction, id:
 export async function commitMessage(ctx: SessionContext, helo: Helo, tx: Transaction): Promise<void> {
   const id = ctx.newId();
   const body = tx.content.toBuffer();
-  const content = Buffer.concat([Buffer.from(addedHeaders(ctx, helo, tx, body, id), 'utf8'), body]);
-  const envelope = envelopeOf(ctx, helo, tx, id);
+  const added = Buffer.from(addedHeaders(ctx, helo, tx, body, id), 'utf8');
+  const content = Buffer.concat([added, body]);
+  const envelope = envelopeOf(ctx, helo, tx, id, added.length);
   ctx.state = { phase: 'ready', helo };
+  if (ctx.settings.lmtp) return deliverLmtp(ctx, tx, envelope, content);
   try {
     const { queueId } = await ctx.services.commit(envelope, content);
     ctx.log.info(
@@ -75,5 +81,24 @@ export async function commitMessage(ctx: SessionContext, helo: Helo, tx: Transac
   } catch (err) {
     ctx.log.error({ err, sender: tx.sender, nrcpt: tx.recipients.length }, 'queue commit failed');
     ctx.reply(COMMIT_FAILED, { sender: tx.sender });
+  }
+}
+
+/** The answer to the end of a message: once on SMTP, once per accepted recipient on LMTP (RFC 2033 §4.2). */
+export function replyToMessage(ctx: SessionContext, tx: Transaction, r: Reply): void {
+  const copies = ctx.settings.lmtp ? Math.max(1, tx.recipients.length) : 1;
+  for (let i = 0; i < copies; i++) ctx.reply(r, { sender: tx.sender, ...(ctx.settings.lmtp ? { recipient: tx.recipients[i]?.address } : {}) });
+}
+
+async function deliverLmtp(ctx: SessionContext, tx: Transaction, envelope: Envelope, content: Buffer): Promise<void> {
+  const deliver = ctx.services.deliver;
+  try {
+    if (!deliver) throw new Error('this listener has no LMTP delivery service');
+    const replies = await deliver(envelope, content);
+    if (replies.length !== tx.recipients.length) throw new Error(`LMTP delivery gave ${replies.length} replies for ${tx.recipients.length} recipients`);
+    replies.forEach((r, i) => ctx.reply(reply(r.code, r.enhanced, r.text), { sender: tx.sender, recipient: tx.recipients[i]?.address }));
+  } catch (err) {
+    ctx.log.error({ err, sender: tx.sender, nrcpt: tx.recipients.length }, 'LMTP delivery failed');
+    replyToMessage(ctx, tx, COMMIT_FAILED);
   }
 }

@@ -22,4 +22,6 @@ export const shuttingDown = (host: string): Reply => reply(421, '4.3.2', `${host
 export const timeoutExceeded = (host: string): Reply => reply(421, '4.4.2', `${host} Error: timeout exceeded`);
 export const tooManyErrors = (host: string): Reply => reply(421, '4.7.0', `${host} Error: too many errors`);
 export const tooManyAuthFailures = (host: string): Reply => reply(421, '4.7.0', `${host} Error: too many authentication failures`);
-export const greeting = (host: string): Reply => reply(220, undefined, `${host} ESMTP Cartero`);
+export const greeting = (host: string, lmtp: boolean): Reply => reply(220, undefined, `${host} ${lmtp ? 'LMTP' : 'ESMTP'} Cartero`);
+export const USE_LHLO = reply(500, '5.5.1', 'Error: this is an LMTP server, say LHLO');
+export const UNKNOWN_COMMAND = reply(500, '5.5.2', 'Error: command not recognized');

@@ -84,7 +84,7 @@ export class Session implements SessionContext {
   start(): void {
     this.attach(this.stream);
     this.log.info({ port: this.peer.port, listener: this.settings.listener, tls: this.tls }, 'connect');
-    this.reply(greeting(this.settings.hostname));
+    this.reply(greeting(this.settings.hostname, this.settings.lmtp));
     this.idle();
   }
 

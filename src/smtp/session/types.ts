@@ -37,6 +37,10 @@ export interface SessionSettings extends SessionLimits {
   starttls: boolean;
   /** configuration key of the listener, for logs */
   listener: string;
+  /** domain of the address a bare RCPT TO:<Postmaster> stands for */
+  postmasterDomain: string;
+  /** RFC 2033 LMTP: LHLO instead of HELO/EHLO, one reply per recipient after the message */
+  lmtp: boolean;
 }
 
 export interface PeerInfo {
@@ -69,7 +73,7 @@ export interface Transaction {
 export type BdatOutcome =
   | { kind: 'keep'; helo: Helo; tx: Transaction }
   /** `after`: the state to return to once the chunk has been read and `reply` sent */
-  | { kind: 'refuse'; reply: Reply; after: SessionState; countsAsError: boolean };
+  | { kind: 'refuse'; reply: Reply; after: SessionState; countsAsError: boolean; /** the transaction this refusal ends */ ended?: Transaction };
 
 export type SaslStep = { mechanism: 'PLAIN' } | { mechanism: 'LOGIN'; user: string | null };
 

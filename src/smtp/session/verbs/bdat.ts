@@ -5,7 +5,7 @@
  */
 import { BdatChunk, BdatTotal } from '../../proto/bdat.js';
 import { reply } from '../../proto/reply.js';
-import { commitMessage } from '../message.js';
+import { commitMessage, replyToMessage } from '../message.js';
 import { NEED_MAIL, NEED_RCPT, NO_VALID_RCPT, SIZE_EXCEEDED } from '../replies.js';
 import type { BdatOutcome, SessionContext, SessionState } from '../types.js';
 import { ALL_COMMAND_PHASES, type CommandOf, type VerbSpec } from './spec.js';
@@ -14,13 +14,18 @@ type BdatState = Extract<SessionState, { phase: 'bdat' }>;
 
 function outcomeOf(ctx: SessionContext, cmd: CommandOf<'BDAT'>): BdatOutcome {
   const state = ctx.state;
-  const refuse = (r: typeof NEED_MAIL, after: SessionState = state, countsAsError = true): BdatOutcome => ({ kind: 'refuse', reply: r, after, countsAsError });
+  const refuse = (r: typeof NEED_MAIL, after: SessionState = state, countsAsError = true): Extract<BdatOutcome, { kind: 'refuse' }> => ({
+    kind: 'refuse',
+    reply: r,
+    after,
+    countsAsError,
+  });
   if (state.phase !== 'mail') return refuse(NEED_MAIL);
   const { tx, helo } = state;
   if (tx.rcptCommands === 0) return refuse(NEED_RCPT);
   if (tx.recipients.length === 0) return refuse(NO_VALID_RCPT);
   tx.bdat ??= new BdatTotal(ctx.settings.messageSizeLimit);
-  if (!tx.bdat.announce(cmd.size)) return refuse(SIZE_EXCEEDED, { phase: 'ready', helo }, false);
+  if (!tx.bdat.announce(cmd.size)) return { ...refuse(SIZE_EXCEEDED, { phase: 'ready', helo }, false), ended: tx };
   return { kind: 'keep', helo, tx };
 }
 
@@ -47,7 +52,9 @@ async function endOfChunk(ctx: SessionContext, state: BdatState): Promise<void> 
   const outcome = state.outcome;
   if (outcome.kind === 'refuse') {
     ctx.state = outcome.after;
-    const tx = outcome.after.phase === 'mail' ? outcome.after.tx : null;
+    // LMTP answers the last chunk of a message once per recipient, refusals included (RFC 2033 §4.2, RFC 3030 §4)
+    if (outcome.ended && state.last) return replyToMessage(ctx, outcome.ended, outcome.reply);
+    const tx = outcome.after.phase === 'mail' ? outcome.after.tx : outcome.ended ?? null;
     ctx.reply(outcome.reply, tx ? { sender: tx.sender } : {});
     if (outcome.countsAsError) ctx.protocolError();
     return;

@@ -7,7 +7,7 @@
 import { DataReader } from '../../proto/data.js';
 import { errorReply, protoError } from '../../proto/errors.js';
 import { reply } from '../../proto/reply.js';
-import { commitMessage } from '../message.js';
+import { commitMessage, replyToMessage } from '../message.js';
 import { BAD_SEQUENCE, NEED_MAIL, NEED_RCPT, NO_VALID_RCPT, SIZE_EXCEEDED } from '../replies.js';
 import type { SessionContext, SessionState } from '../types.js';
 import type { VerbSpec } from './spec.js';
@@ -41,14 +41,13 @@ export async function consumeData(ctx: SessionContext, state: Extract<SessionSta
 
 async function endOfData(ctx: SessionContext, state: Extract<SessionState, { phase: 'data' }>): Promise<void> {
   const { reader, tx, helo } = state;
-  const fields = { sender: tx.sender };
   if (reader.overflow) {
     ctx.state = { phase: 'ready', helo };
-    return ctx.reply(SIZE_EXCEEDED, fields);
+    return replyToMessage(ctx, tx, SIZE_EXCEEDED);
   }
   if ((reader.bareLf || reader.bareCr) && !ctx.peer.trusted) {
     ctx.state = { phase: 'ready', helo };
-    return ctx.reply(errorReply(protoError(reader.bareLf ? 'bare_lf' : 'data_bare_cr')), fields);
+    return replyToMessage(ctx, tx, errorReply(protoError(reader.bareLf ? 'bare_lf' : 'data_bare_cr')));
   }
   await commitMessage(ctx, helo, tx);
 }

@@ -2,6 +2,8 @@
  * RCPT TO (RFC 5321 §4.1.1.3 with DSN NOTIFY/ORCPT): asks policy about each recipient and answers its
  * verdict. Bounded per message (452 4.5.3). An address-literal domain is never a relay loophole: refused
  * (554 5.7.1) unless the client is trusted or authenticated. A policy failure answers 451, never 250.
+ * The bare <Postmaster> every SMTP server must accept (RFC 5321 §4.5.1) becomes postmaster@ our first
+ * domain, like Postfix's $myorigin, so policy and aliases treat it as any other address.
  */
 import { reply } from '../../proto/reply.js';
 import { NEED_MAIL, RELAY_DENIED, TEMP_FAILURE, TOO_MANY_RCPT } from '../replies.js';
@@ -17,7 +19,7 @@ export const rcpt: VerbSpec<'RCPT'> = {
     if (ctx.state.phase !== 'mail') return;
     const { tx, helo } = ctx.state;
     tx.rcptCommands++;
-    const recipient = cmd.recipient.address;
+    const recipient = cmd.recipient.domain === null ? `postmaster@${ctx.settings.postmasterDomain}` : cmd.recipient.address;
     const fields = { sender: tx.sender, recipient };
     if (tx.recipients.length >= ctx.settings.maxRecipients) return ctx.reply(TOO_MANY_RCPT, fields);
     if (cmd.recipient.literal && !ctx.peer.trusted && ctx.authUser === null) return ctx.reply(RELAY_DENIED(recipient), fields);
@@ -29,13 +31,13 @@ export const rcpt: VerbSpec<'RCPT'> = {
       return ctx.reply(TEMP_FAILURE, fields);
     }
     if (verdict.action === 'reject') return ctx.reply(reply(verdict.code, verdict.enhanced, verdict.text), fields);
-    addRecipient(tx, cmd);
+    addRecipient(tx, recipient, cmd);
     ctx.reply(reply(250, '2.1.5', 'Ok'));
   },
 };
 
-function addRecipient(tx: Transaction, cmd: CommandOf<'RCPT'>): void {
+function addRecipient(tx: Transaction, address: string, cmd: CommandOf<'RCPT'>): void {
   // The same address twice is one delivery; the client still gets its 250.
-  if (tx.recipients.some((r) => r.address === cmd.recipient.address)) return;
-  tx.recipients.push({ address: cmd.recipient.address, orcpt: cmd.params.orcpt, notify: cmd.params.notify });
+  if (tx.recipients.some((r) => r.address === address)) return;
+  tx.recipients.push({ address, orcpt: cmd.params.orcpt, notify: cmd.params.notify });
 }

@@ -1,0 +1,115 @@
+/*
+ * What an LMTP listener does with a message (RFC 2033; Cyrus's and Dovecot's role in the seeds): final
+ * delivery, answered once per recipient. A recipient that is an account is filed into its INBOX by the
+ * local delivery agent before its 250, so an over-quota mailbox is that recipient's 452 and nobody
+ * else's. A recipient that is an alias or catch-all goes through the queue commit (its targets may be
+ * remote); its 250 means "durably queued". Only our own recipients are accepted: LMTP never relays.
+ *
+ * Exactly once across the LMTP hop: a client that lost our 250 (timeout, crash) sends the same bytes
+ * again; the idempotency key is the hash of the client's bytes (without the Received: line we add) and
+ * the recipient, so the second copy finds the first instead of filing a duplicate.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from '../log/logger.js';
+import { splitAddress } from '../policy/address.js';
+import type { LocalDomains } from '../policy/domains.js';
+import { lookupLocal } from '../policy/lookup.js';
+import { unknownUser } from '../policy/recipients.js';
+import type { CommitFn } from '../queue/commit.js';
+import type { AgentResult, DeliveryAgent } from '../queue/agent.js';
+import type { Envelope, EnvelopeRecipient, RecipientReply, SmtpServices } from '../smtp/services.js';
+import type { Clock, Store } from '../store/index.js';
+
+export interface LmtpServicesOptions {
+  store: Store;
+  domains: LocalDomains;
+  delimiters: string;
+  /** the local delivery agent (src/delivery/local.ts) */
+  local: DeliveryAgent;
+  /** the queue commit, for recipients that expand through aliases */
+  commit: CommitFn;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Meta key the session sets: octets of trace headers it put in front of the client's bytes. */
+export const TRACE_BYTES = 'trace_bytes';
+
+const REPLY = /^([245]\d\d) ([245]\.\d{1,3}\.\d{1,3}) (.*)$/s;
+
+/** An agent's reason as an LMTP reply: its own code when it carries one, else a generic one of its class. */
+export function replyOf(recipient: string, result: AgentResult): RecipientReply {
+  if (result.outcome === 'done') return { code: 250, enhanced: '2.0.0', text: `<${recipient}> Ok: ${result.reason}` };
+  const m = REPLY.exec(result.reason);
+  if (m) return { code: Number(m[1]), enhanced: m[2]!, text: m[3]! };
+  return result.outcome === 'failed'
+    ? { code: 550, enhanced: '5.0.0', text: `<${recipient}>: ${result.reason}` }
+    : { code: 451, enhanced: '4.3.0', text: `<${recipient}>: ${result.reason}` };
+}
+
+function clientDigest(envelope: Envelope, content: Buffer): string {
+  const trace = envelope.meta[TRACE_BYTES];
+  const skip = typeof trace === 'number' && trace >= 0 && trace <= content.length ? trace : 0;
+  return createHash('sha256').update(content.subarray(skip)).digest('hex').slice(0, 32);
+}
+
+export function createLmtpServices(o: LmtpServicesOptions): SmtpServices {
+  const { store, domains, delimiters, logger } = o;
+
+  async function kindOf(address: string): Promise<'account' | 'alias' | 'unknown'> {
+    const split = splitAddress(address);
+    if (!split || !(await domains.isLocal(split.domain))) return 'unknown';
+    const target = await lookupLocal(store, split.local, split.domain, delimiters);
+    return target.kind;
+  }
+
+  async function file(id: string, sender: string, rcpt: EnvelopeRecipient, content: Buffer): Promise<RecipientReply> {
+    const started = o.clock.now();
+    let result: AgentResult;
+    try {
+      result = await o.local.deliver({ queueId: id, sender, recipient: rcpt.address, content, now: started });
+    } catch (err) {
+      result = { outcome: 'deferred', reason: `451 4.3.0 ${err instanceof Error ? err.message : String(err)}` };
+    }
+    const status = result.outcome === 'done' ? 'sent' : result.outcome === 'failed' ? 'bounced' : 'deferred';
+    const delay = Math.round((o.clock.now() - started) / 10) / 100;
+    logger.info(
+      { queue_id: id, sender, recipient: rcpt.address, relay: o.local.relay, delay, status, reason: result.reason },
+      `${id}: to=<${rcpt.address}>, relay=${o.local.relay}, delay=${delay}, status=${status} (${result.reason})`,
+    );
+    return replyOf(rcpt.address, result);
+  }
+
+  async function queueAliases(envelope: Envelope, recipients: EnvelopeRecipient[], content: Buffer): Promise<RecipientReply[]> {
+    try {
+      const { queueId } = await o.commit({ ...envelope, recipients }, content);
+      return recipients.map((r) => ({ code: 250, enhanced: '2.0.0', text: `<${r.address}> Ok: queued as ${queueId}` }));
+    } catch (err) {
+      logger.error({ err, sender: envelope.sender, nrcpt: recipients.length }, 'LMTP queue commit failed');
+      return recipients.map(() => ({ code: 451, enhanced: '4.3.0', text: 'Error: queue file write error' }));
+    }
+  }
+
+  return {
+    async checkRecipient({ recipient }) {
+      return (await kindOf(recipient)) === 'unknown' ? unknownUser(recipient) : { action: 'accept', kind: 'local' };
+    },
+    // LMTP clients are the MTAs in front of us: the envelope sender was judged there
+    checkSender: async () => ({ action: 'accept' }),
+    authenticate: async () => null,
+    commit: o.commit,
+    async deliver(envelope, content) {
+      const id = `L${clientDigest(envelope, content)}`;
+      const kinds = await Promise.all(envelope.recipients.map((r) => kindOf(r.address)));
+      const aliases = envelope.recipients.filter((_, i) => kinds[i] === 'alias');
+      const queued = aliases.length > 0 ? await queueAliases(envelope, aliases, content) : [];
+      return Promise.all(
+        envelope.recipients.map((r, i) => {
+          if (kinds[i] === 'alias') return queued[aliases.indexOf(r)]!;
+          // an account removed since RCPT: the agent answers 550 5.1.1 for it
+          return file(id, envelope.sender, r, content);
+        }),
+      );
+    },
+  };
+}
