@@ -1,0 +1,79 @@
+/*
+ * Message bytes and structure for FETCH and SEARCH: the structure stored at delivery (src/mime via
+ * store.messages.structures) is preferred; a message stored without one is parsed once per use. Loads
+ * in batches so a FETCH of many messages makes few store round trips, and tolerates messages expunged
+ * by another session meanwhile (they come back as null and are skipped).
+ */
+import { deserializeStructure, parseStructure } from '../mime/index.js';
+import type { MessageStructure } from '../mime/types.js';
+import { isStoreError, type Store, type UidRange } from '../store/index.js';
+
+export interface LoadedMessage {
+  content: Buffer | null;
+  structure: MessageStructure | null;
+}
+
+type StructureRow = { uid: number; structure: string | null };
+type WithStructures = { structures(mailboxId: number, uids?: UidRange[]): Promise<StructureRow[]> };
+
+function hasStructures(m: unknown): m is WithStructures {
+  return typeof (m as Partial<WithStructures>).structures === 'function';
+}
+
+/** Stored structures of `uids` (null where none was stored or it cannot be read). */
+export async function storedStructures(store: Store, mailboxId: number, uids: readonly number[]): Promise<Map<number, MessageStructure | null>> {
+  const out = new Map<number, MessageStructure | null>();
+  if (uids.length === 0 || !hasStructures(store.messages)) return out;
+  const ranges: UidRange[] = [];
+  let i = 0;
+  while (i < uids.length) {
+    let j = i;
+    while (j + 1 < uids.length && uids[j + 1] === uids[j]! + 1) j++;
+    ranges.push({ from: uids[i]!, to: uids[j]! });
+    i = j + 1;
+  }
+  const rows = await store.messages.structures(mailboxId, ranges);
+  for (const row of rows) {
+    let s: MessageStructure | null = null;
+    if (row.structure !== null) {
+      try {
+        s = deserializeStructure(row.structure);
+      } catch {
+        s = null;
+      }
+    }
+    out.set(row.uid, s);
+  }
+  return out;
+}
+
+/** The bytes of one message, or null when it is gone (expunged by another session). */
+export async function messageContent(store: Store, mailboxId: number, uid: number): Promise<Buffer | null> {
+  try {
+    return await store.messages.content(mailboxId, uid);
+  } catch (err) {
+    if (isStoreError(err, 'not_found')) return null;
+    throw err;
+  }
+}
+
+/**
+ * Loads what a fetch or search needs for one message. `known` is the stored structure (from
+ * storedStructures), parsed from the content when absent.
+ */
+export async function loadMessage(
+  store: Store,
+  mailboxId: number,
+  uid: number,
+  need: { content: boolean; structure: boolean },
+  known: MessageStructure | null | undefined,
+): Promise<LoadedMessage | null> {
+  let content: Buffer | null = null;
+  let structure = known ?? null;
+  if (need.content || (need.structure && !structure)) {
+    content = await messageContent(store, mailboxId, uid);
+    if (!content) return null;
+    if (need.structure && !structure) structure = parseStructure(content);
+  }
+  return { content, structure };
+}

@@ -1,0 +1,193 @@
+/*
+ * FETCH and UID FETCH (RFC 9051 §6.4.5, BINARY RFC 3516, CONDSTORE/QRESYNC RFC 7162). Answers from the
+ * view for metadata-only items (no store call for FLAGS/UID/MODSEQ/INTERNALDATE/RFC822.SIZE), from the
+ * stored structure for ENVELOPE/BODYSTRUCTURE, and reads bodies only for sections — in batches, writing
+ * each response as it is built and waiting for the client to read (back-pressure), so a large FETCH
+ * holds one batch in memory. Non-PEEK body fetches set \Seen and report the new FLAGS.
+ */
+import { binaryBytes, imapBodyStructure, imapEnvelope, sectionBytes } from '../../../mime/index.js';
+import type { MessageStructure } from '../../../mime/types.js';
+import { loadMessage, storedStructures } from '../../message.js';
+import { formatDateTime } from '../../proto/dates.js';
+import { parseFetchItems, parseFetchModifiers, planOf, type FetchItem, type FetchPlan, type Partial } from '../../proto/fetch.js';
+import { flagList } from '../../proto/response.js';
+import { formatSet, parseSequenceSet, resolveAgainst, resolveSeqIndexes, seqOutOfRange } from '../../proto/sequence.js';
+import { Args, ImapParseError } from '../../proto/tokens.js';
+import { bad, no, ok, type CommandHandler, type SessionContext, type Tagged } from '../types.js';
+import type { MailboxView } from '../view.js';
+
+const BATCH = 200;
+const FLUSH_AT = 256 * 1024;
+
+/** Message indexes (0-based, ascending) named by a sequence-set argument. */
+export function resolveSet(ctx: SessionContext, text: string, byUid: boolean): number[] | Tagged {
+  const view = ctx.view!;
+  const set = parseSequenceSet(text);
+  if (set.saved) return view.saved.map((u) => view.indexOf(u)).filter((i) => i >= 0);
+  if (byUid) return resolveAgainst(set.ranges, view.uids).map((u) => view.indexOf(u));
+  if (seqOutOfRange(set.ranges, view.count)) return bad('Invalid message sequence number');
+  return resolveSeqIndexes(set.ranges, view.count);
+}
+
+function fetcher(byUid: boolean): CommandHandler {
+  return async (ctx, cmd) => {
+    const args = new Args(cmd.args);
+    const setText = args.atom('sequence set');
+    let plan = parseFetchItems(args.next('fetch attributes'));
+    const modifiers = args.remaining > 0 ? parseFetchModifiers(args.list('FETCH modifiers')) : { changedSince: null, vanished: false };
+    args.end();
+    if (modifiers.vanished && (!byUid || !ctx.enabled.has('QRESYNC'))) throw new ImapParseError('VANISHED needs UID FETCH and QRESYNC');
+    const view = ctx.view!;
+    const resolved = resolveSet(ctx, setText, byUid);
+    if (!Array.isArray(resolved)) return resolved;
+    let items = plan.items;
+    if (byUid && !items.some((i) => i.k === 'uid')) items = [{ k: 'uid' }, ...items];
+    if (modifiers.changedSince !== null || items.some((i) => i.k === 'modseq')) ctx.condstore = true;
+    if (modifiers.changedSince !== null && !items.some((i) => i.k === 'modseq')) items = [...items, { k: 'modseq' }];
+    plan = planOf(items);
+    if (modifiers.vanished && modifiers.changedSince !== null) await sendVanished(ctx, view, setText, modifiers.changedSince);
+    let indexes = resolved;
+    if (modifiers.changedSince !== null) {
+      const since = modifiers.changedSince;
+      indexes = indexes.filter((i) => view.modseqs[i]! > since);
+    }
+    for (let b = 0; b < indexes.length; b += BATCH) {
+      const result = await fetchBatch(ctx, view, indexes.slice(b, b + BATCH), plan);
+      if (result) return result;
+    }
+    return ok(`${byUid ? 'UID FETCH' : 'FETCH'} completed`);
+  };
+}
+
+export const fetch = fetcher(false);
+export const uidFetch = fetcher(true);
+
+async function sendVanished(ctx: SessionContext, view: MailboxView, setText: string, since: number): Promise<void> {
+  const set = parseSequenceSet(setText);
+  const changes = await ctx.store.changes.since(view.id, since);
+  const gone = [...new Set(changes.filter((c) => c.kind === 'expunge' && view.indexOf(c.uid) < 0).map((c) => c.uid))].sort((a, b) => a - b);
+  const named = set.saved ? gone.filter((u) => view.saved.includes(u)) : resolveAgainst(set.ranges, gone);
+  if (named.length > 0) ctx.send(`* VANISHED (EARLIER) ${formatSet(named)}\r\n`);
+}
+
+async function fetchBatch(ctx: SessionContext, view: MailboxView, indexes: number[], plan: FetchPlan): Promise<Tagged | null> {
+  const flagsChanged = new Set<number>();
+  if (plan.setsSeen && !view.readOnly) {
+    const unseen = indexes.filter((i) => !view.flags[i]!.includes('\\Seen'));
+    if (unseen.length > 0) {
+      const res = await ctx.store.messages.setFlags(view.id, view.rangesOf(unseen), 'add', ['\\Seen']);
+      for (const u of res.updated) {
+        const i = view.indexOf(u.uid);
+        if (i < 0) continue;
+        view.setFlags(i, u.flags, u.modseq);
+        flagsChanged.add(i);
+      }
+    }
+  }
+  const structures = plan.structure ? await storedStructures(ctx.store, view.id, indexes.map((i) => view.uids[i]!)) : new Map<number, MessageStructure | null>();
+  let pending = 0;
+  for (const i of indexes) {
+    const uid = view.uids[i]!;
+    const parts: (string | Buffer)[] = [];
+    let text = `* ${i + 1} FETCH (`;
+    let first = true;
+    const add = (s: string): void => {
+      text += (first ? '' : ' ') + s;
+      first = false;
+    };
+    let loaded: { content: Buffer | null; structure: MessageStructure | null } | null = null;
+    if (plan.content || plan.structure) {
+      loaded = await loadMessage(ctx.store, view.id, uid, { content: plan.content, structure: plan.structure }, structures.get(uid));
+      if (!loaded) continue; // expunged by another session meanwhile
+    }
+    let flagsSent = false;
+    for (const item of plan.items) {
+      switch (item.k) {
+        case 'flags':
+          add(`FLAGS ${flagList(view.flags[i]!)}`);
+          flagsSent = true;
+          break;
+        case 'uid':
+          add(`UID ${uid}`);
+          break;
+        case 'internaldate':
+          add(`INTERNALDATE "${formatDateTime(view.dates[i]!)}"`);
+          break;
+        case 'size':
+          add(`RFC822.SIZE ${view.sizes[i]}`);
+          break;
+        case 'modseq':
+          add(`MODSEQ (${view.modseqs[i]})`);
+          break;
+        case 'envelope':
+          add(`ENVELOPE ${imapEnvelope(loaded!.structure!)}`);
+          break;
+        case 'bodystructure':
+          add(`BODYSTRUCTURE ${imapBodyStructure(loaded!.structure!, true)}`);
+          break;
+        case 'body':
+          add(`BODY ${imapBodyStructure(loaded!.structure!, false)}`);
+          break;
+        default: {
+          const r = bodyItem(item, loaded!.content!, loaded!.structure!);
+          if (r === 'unknown-cte') return no('Unknown content transfer encoding', 'UNKNOWN-CTE');
+          if (typeof r === 'string') {
+            add(r);
+          } else {
+            add(r.head);
+            parts.push(text, r.data);
+            text = '';
+            ctx.counters.fetchedBytes += r.data.length;
+          }
+        }
+      }
+    }
+    if (flagsChanged.has(i) && !flagsSent) add(`FLAGS ${flagList(view.flags[i]!)}`);
+    if (flagsChanged.has(i) && ctx.condstore && !plan.items.some((it) => it.k === 'modseq')) add(`MODSEQ (${view.modseqs[i]})`);
+    text += ')\r\n';
+    parts.push(text);
+    for (const p of parts) {
+      ctx.send(p);
+      pending += p.length;
+    }
+    ctx.counters.fetched++;
+    if (pending >= FLUSH_AT) {
+      pending = 0;
+      await ctx.flush();
+    }
+  }
+  return null;
+}
+
+type BodyResult = string | { head: string; data: Buffer } | 'unknown-cte';
+
+function literal(label: string, data: Buffer | null, partial: Partial | null, binary: boolean): BodyResult {
+  const name = partial ? `${label}<${partial.offset}>` : label;
+  if (data === null) return `${name} NIL`;
+  let bytes = data;
+  if (partial) bytes = partial.offset >= data.length ? Buffer.alloc(0) : data.subarray(partial.offset, partial.offset + partial.length);
+  const tilde = binary && bytes.includes(0) ? '~' : '';
+  return { head: `${name} ${tilde}{${bytes.length}}\r\n`, data: bytes };
+}
+
+function bodyItem(item: FetchItem, content: Buffer, s: MessageStructure): BodyResult {
+  switch (item.k) {
+    case 'section': {
+      const sec = item.section;
+      const data = sec.part.length === 0 && sec.kind === 'all' ? content : sectionBytes(content, s, { part: sec.part, kind: sec.kind, ...(sec.fields ? { fields: sec.fields } : {}) });
+      return literal(item.label, data, item.partial, false);
+    }
+    case 'binary': {
+      const data = binaryBytes(content, s, item.part);
+      if (data === 'unknown-cte') return 'unknown-cte';
+      return literal(item.label, data, item.partial, true);
+    }
+    case 'binary.size': {
+      const data = binaryBytes(content, s, item.part);
+      if (data === 'unknown-cte') return 'unknown-cte';
+      return `${item.label} ${data === null ? 'NIL' : data.length}`;
+    }
+    default:
+      throw new Error(`not a body item: ${item.k}`);
+  }
+}

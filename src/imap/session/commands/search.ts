@@ -1,0 +1,151 @@
+/*
+ * SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH results (RFC 4731), SEARCHRES "$" (RFC 5182) and
+ * MODSEQ (RFC 7162). Metadata keys are evaluated on the view alone; header, body, text and sent-date keys
+ * load each candidate's bytes and stored structure in batches. Strings match case-insensitively as
+ * substrings; charsets other than UTF-8 and US-ASCII are refused with BADCHARSET.
+ */
+import { headerValues, sentDate, textContains } from '../../../mime/index.js';
+import type { MessageStructure } from '../../../mime/types.js';
+import { loadMessage, storedStructures } from '../../message.js';
+import { dayOf } from '../../proto/dates.js';
+import { needsContent, parseSearch, usesModseq, type SearchKey } from '../../proto/search.js';
+import { formatSet, resolveAgainst, resolveSeqIndexes, type SequenceSet } from '../../proto/sequence.js';
+import { imapString } from '../../proto/response.js';
+import { no, ok, type CommandHandler, type SessionContext } from '../types.js';
+import type { MailboxView } from '../view.js';
+
+const BATCH = 100;
+
+interface Candidate {
+  index: number;
+  content: Buffer | null;
+  structure: MessageStructure | null;
+}
+
+function inSet(view: MailboxView, set: SequenceSet, index: number, byUid: boolean, cache: Map<SequenceSet, Set<number>>): boolean {
+  let members = cache.get(set);
+  if (!members) {
+    if (set.saved) members = new Set(view.saved.map((u) => view.indexOf(u)).filter((i) => i >= 0));
+    else if (byUid) members = new Set(resolveAgainst(set.ranges, view.uids).map((u) => view.indexOf(u)));
+    else members = new Set(resolveSeqIndexes(set.ranges, view.count));
+    cache.set(set, members);
+  }
+  return members.has(index);
+}
+
+function contains(haystack: string, needle: string): boolean {
+  return haystack.toLowerCase().includes(needle.toLowerCase());
+}
+
+function matches(key: SearchKey, view: MailboxView, c: Candidate, cache: Map<SequenceSet, Set<number>>): boolean {
+  const i = c.index;
+  switch (key.k) {
+    case 'all':
+      return true;
+    case 'seq':
+      return inSet(view, key.set, i, false, cache);
+    case 'uid':
+      return inSet(view, key.set, i, true, cache);
+    case 'flag': {
+      const lower = key.flag.toLowerCase();
+      const has = view.flags[i]!.some((f) => f.toLowerCase() === lower);
+      return has === key.set;
+    }
+    case 'new':
+    case 'recent':
+      return false;
+    case 'old':
+      return true;
+    case 'size':
+      return key.op === 'larger' ? view.sizes[i]! > key.n : view.sizes[i]! < key.n;
+    case 'modseq':
+      return view.modseqs[i]! >= key.n;
+    case 'date': {
+      const when = key.which === 'internal' ? view.dates[i]! : c.structure ? sentDate(c.structure) : null;
+      if (when === null) return false;
+      const day = dayOf(when);
+      return key.op === 'before' ? day < key.day : key.op === 'on' ? day === key.day : day >= key.day;
+    }
+    case 'header': {
+      if (!c.content || !c.structure) return false;
+      const values = headerValues(c.content, c.structure, key.field);
+      if (key.value === '') return values.length > 0;
+      return values.some((v) => contains(v, key.value));
+    }
+    case 'body':
+      return !!c.content && !!c.structure && textContains(c.content, c.structure, key.value, 'body');
+    case 'text':
+      return !!c.content && !!c.structure && textContains(c.content, c.structure, key.value, 'text');
+    case 'not':
+      return !matches(key.key, view, c, cache);
+    case 'or':
+      return matches(key.a, view, c, cache) || matches(key.b, view, c, cache);
+    case 'and':
+      return key.keys.every((k) => matches(k, view, c, cache));
+  }
+}
+
+function searcher(byUid: boolean): CommandHandler {
+  return async (ctx, cmd) => {
+    const search = parseSearch(cmd.args);
+    if (search.charset !== null && search.charset !== 'UTF-8' && search.charset !== 'US-ASCII') {
+      return no('Unsupported charset', 'BADCHARSET (UTF-8 US-ASCII)');
+    }
+    const view = ctx.view!;
+    const modseq = usesModseq(search.key);
+    if (modseq) ctx.condstore = true;
+    const cache = new Map<SequenceSet, Set<number>>();
+    const hits: number[] = [];
+    if (!needsContent(search.key)) {
+      for (let i = 0; i < view.count; i++) {
+        if (matches(search.key, view, { index: i, content: null, structure: null }, cache)) hits.push(i);
+      }
+    } else {
+      for (let b = 0; b < view.count; b += BATCH) {
+        const batch: number[] = [];
+        for (let i = b; i < Math.min(view.count, b + BATCH); i++) batch.push(i);
+        const structures = await storedStructures(ctx.store, view.id, batch.map((i) => view.uids[i]!));
+        for (const i of batch) {
+          const loaded = await loadMessage(ctx.store, view.id, view.uids[i]!, { content: true, structure: true }, structures.get(view.uids[i]!));
+          if (!loaded) continue;
+          if (matches(search.key, view, { index: i, ...loaded }, cache)) hits.push(i);
+        }
+      }
+    }
+    const values = hits.map((i) => (byUid ? view.uids[i]! : i + 1));
+    const maxModseq = modseq && hits.length > 0 ? Math.max(...hits.map((i) => view.modseqs[i]!)) : null;
+    const returns = search.returns ?? (ctx.enabled.has('IMAP4REV2') ? ['ALL' as const] : null);
+    if (returns === null) {
+      ctx.send(`* SEARCH${values.map((v) => ` ${v}`).join('')}${maxModseq !== null ? ` (MODSEQ ${maxModseq})` : ''}\r\n`);
+    } else {
+      const opts = returns.length === 0 ? ['ALL'] : returns;
+      if (opts.includes('SAVE')) view.saved = saveOf(opts, hits.map((i) => view.uids[i]!));
+      const parts: string[] = [`(TAG ${imapString(cmd.tag)})`];
+      if (byUid) parts.push('UID');
+      if (values.length > 0) {
+        if (opts.includes('MIN')) parts.push(`MIN ${values[0]}`);
+        if (opts.includes('MAX')) parts.push(`MAX ${values[values.length - 1]}`);
+        if (opts.includes('ALL')) parts.push(`ALL ${formatSet(values)}`);
+      }
+      if (opts.includes('COUNT')) parts.push(`COUNT ${values.length}`);
+      if (maxModseq !== null) parts.push(`MODSEQ ${maxModseq}`);
+      const onlySave = opts.length === 1 && opts[0] === 'SAVE';
+      if (!onlySave) ctx.send(`* ESEARCH ${parts.join(' ')}\r\n`);
+    }
+    return ok(`${byUid ? 'UID SEARCH' : 'SEARCH'} completed`);
+  };
+}
+
+/** RFC 5182 §2.1: with MIN/MAX only, SAVE keeps just those. */
+function saveOf(opts: string[], uids: number[]): number[] {
+  if (opts.includes('ALL') || opts.includes('COUNT') || (!opts.includes('MIN') && !opts.includes('MAX'))) return uids;
+  const out: number[] = [];
+  if (opts.includes('MIN') && uids.length > 0) out.push(uids[0]!);
+  if (opts.includes('MAX') && uids.length > 0 && uids[uids.length - 1] !== out[0]) out.push(uids[uids.length - 1]!);
+  return out;
+}
+
+export const search = searcher(false);
+export const uidSearch = searcher(true);
+
+export type { SessionContext };
