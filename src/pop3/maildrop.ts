@@ -1,0 +1,173 @@
+/*
+ * The maildrop of one POP3 session: the account's INBOX as a snapshot of its messages taken at login
+ * (RFC 1939 numbers them 1..n for the whole session), the deletion marks, and the UPDATE state that
+ * applies them. Talks to the store API only. Nothing is written to the store before QUIT except the
+ * \Seen flags of retrieved messages, which are applied when the session ends (QUIT or a dropped
+ * connection); deletions happen only at QUIT, and exactly the marked UIDs are expunged. Store errors
+ * propagate as StoreError for the session to map to -ERR [SYS/TEMP] / [SYS/PERM].
+ */
+import type { Account, Mailbox, MessageMeta, Store, UidRange } from '../store/index.js';
+import type { MaildropLock, MaildropLocks } from './lock.js';
+
+export const MAILDROP_NAME = 'INBOX';
+
+export type Lookup = { kind: 'ok'; meta: MessageMeta } | { kind: 'none' } | { kind: 'deleted' };
+
+export interface Stat {
+  count: number;
+  size: number;
+}
+
+export type OpenResult =
+  | { kind: 'ok'; maildrop: Maildrop }
+  /** the account or its INBOX does not exist */
+  | { kind: 'missing' }
+  /** another session holds the maildrop */
+  | { kind: 'in_use' };
+
+export interface UpdateResult {
+  deleted: number;
+  /** UIDs we marked that were already gone (expunged by IMAP meanwhile) */
+  missing: number;
+}
+
+/** Consecutive UIDs as ranges, so one store call covers many messages. */
+export function uidRanges(uids: Iterable<number>): UidRange[] {
+  const sorted = [...uids].sort((a, b) => a - b);
+  const out: UidRange[] = [];
+  for (const uid of sorted) {
+    const last = out[out.length - 1];
+    if (last && uid === last.to + 1) last.to = uid;
+    else if (!last || uid > last.to) out.push({ from: uid, to: uid });
+  }
+  return out;
+}
+
+export class Maildrop {
+  private readonly marked = new Set<number>();
+  private readonly seen = new Set<number>();
+  private closed = false;
+  /** messages and octets sent by RETR (for the logout line) */
+  retrieved = 0;
+  retrievedBytes = 0;
+  /** TOP commands answered */
+  tops = 0;
+
+  constructor(
+    private readonly store: Store,
+    readonly account: Account,
+    readonly mailbox: Mailbox,
+    /** sorted by UID; message n is messages[n - 1] */
+    readonly messages: readonly MessageMeta[],
+    private readonly lock: MaildropLock,
+  ) {}
+
+  get(n: number): Lookup {
+    const meta = Number.isInteger(n) && n >= 1 ? this.messages[n - 1] : undefined;
+    if (!meta) return { kind: 'none' };
+    return this.marked.has(n) ? { kind: 'deleted' } : { kind: 'ok', meta };
+  }
+
+  /** messages not marked deleted, and their octets */
+  stat(): Stat {
+    let count = 0;
+    let size = 0;
+    this.messages.forEach((m, i) => {
+      if (!this.marked.has(i + 1)) {
+        count++;
+        size += m.size;
+      }
+    });
+    return { count, size };
+  }
+
+  /** [number, meta] of every message not marked deleted */
+  listing(): [number, MessageMeta][] {
+    const out: [number, MessageMeta][] = [];
+    this.messages.forEach((m, i) => {
+      if (!this.marked.has(i + 1)) out.push([i + 1, m]);
+    });
+    return out;
+  }
+
+  /** Stable across sessions and consistent with IMAP: `<uidvalidity>.<uid>`. */
+  uidl(meta: MessageMeta): string {
+    return `${this.mailbox.uidValidity}.${meta.uid}`;
+  }
+
+  mark(n: number): void {
+    this.marked.add(n);
+  }
+
+  reset(): void {
+    this.marked.clear();
+  }
+
+  get markedCount(): number {
+    return this.marked.size;
+  }
+
+  /** The whole message, read from the store once (verified against its hash there). */
+  content(meta: MessageMeta): Promise<Buffer> {
+    return this.store.messages.content(this.mailbox.id, meta.uid);
+  }
+
+  /** A RETR was answered in full: count it and remember to set \Seen. */
+  noteRetrieved(meta: MessageMeta): void {
+    this.retrieved++;
+    this.retrievedBytes += meta.size;
+    if (!meta.flags.includes('\\Seen')) this.seen.add(meta.uid);
+  }
+
+  /** UPDATE (RFC 1939 §6): \Deleted on exactly the marked UIDs, expunge them, set \Seen on the retrieved rest. */
+  async update(): Promise<UpdateResult> {
+    const uids = [...this.marked].map((n) => this.messages[n - 1]!.uid);
+    for (const uid of uids) this.seen.delete(uid);
+    let expunged: number[] = [];
+    if (uids.length > 0) {
+      const ranges = uidRanges(uids);
+      await this.store.messages.setFlags(this.mailbox.id, ranges, 'add', ['\\Deleted']);
+      expunged = await this.store.messages.expunge(this.mailbox.id, ranges);
+    }
+    await this.flushSeen();
+    return { deleted: expunged.length, missing: uids.length - expunged.length };
+  }
+
+  /** The session ended without QUIT: nothing is deleted, retrieved messages still become \Seen. */
+  async abandon(): Promise<void> {
+    await this.flushSeen();
+  }
+
+  private async flushSeen(): Promise<void> {
+    if (this.seen.size === 0) return;
+    const ranges = uidRanges(this.seen);
+    this.seen.clear();
+    await this.store.messages.setFlags(this.mailbox.id, ranges, 'add', ['\\Seen']);
+  }
+
+  /** Releases the maildrop lock (idempotent). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.lock.release();
+  }
+}
+
+/** Looks up the account's INBOX, locks it and takes the snapshot. The lock is released on any failure. */
+export async function openMaildrop(store: Store, locks: MaildropLocks, address: string): Promise<OpenResult> {
+  const account = await store.directory.getAccount(address);
+  if (!account) return { kind: 'missing' };
+  const first = await store.mailboxes.get(account.id, MAILDROP_NAME);
+  if (!first) return { kind: 'missing' };
+  const lock = await locks.acquire(first.id);
+  if (!lock) return { kind: 'in_use' };
+  try {
+    // Read again under the lock: the snapshot must not predate a session that just ended.
+    const mailbox = (await store.mailboxes.getById(first.id)) ?? first;
+    const messages = await store.messages.list(mailbox.id);
+    return { kind: 'ok', maildrop: new Maildrop(store, account, mailbox, messages, lock) };
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
