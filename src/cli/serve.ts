@@ -9,9 +9,10 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import { configuredListeners, type Config, type ListenerSettings, type Protocol } from '../config/schema.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { ListenError, specFor, startListeners, type ConnectionHandler, type Listeners, type ListenerSpec } from '../net/listeners.js';
-import { placeholderHandler } from '../net/placeholder.js';
 import { startStats } from '../log/stats.js';
 import { createSmtpServer, SmtpSetupError } from '../smtp/server.js';
+import { createImapServer, ImapSetupError } from '../imap/server.js';
+import { createPop3Server, Pop3SetupError } from '../pop3/server.js';
 import { isStoreError, openStore, type Store } from '../store/index.js';
 import { startBlobCollector } from '../store/maintenance.js';
 import { startMailServices, type MailServices } from './serve-mail.js';
@@ -41,11 +42,10 @@ interface ProtocolServer {
   reload(config: Config): void;
 }
 
-type Servers = Partial<Record<Protocol, ProtocolServer>>;
+type Servers = Record<Protocol, ProtocolServer>;
 
-function listenerSpecs(config: Config, logger: Logger, servers: Servers): ListenerSpec[] {
-  // a protocol without a server yet answers "not yet available"
-  return configuredListeners(config).map((l) => specFor(l, servers[l.proto]?.handler(l) ?? placeholderHandler(l.proto, config.hostname, logger)));
+function listenerSpecs(config: Config, servers: Servers): ListenerSpec[] {
+  return configuredListeners(config).map((l) => specFor(l, servers[l.proto].handler(l)));
 }
 
 interface Running {
@@ -70,13 +70,15 @@ async function start(config: Config, logger: Logger): Promise<Running | null> {
     const servers: Servers = {
       smtp: createSmtpServer({ config, services: mail.services, logger }),
       lmtp: createSmtpServer({ config, services: mail.lmtpServices, logger, protocol: 'lmtp' }),
+      imap: createImapServer({ config, store, logger }),
+      pop3: createPop3Server({ config, store, logger }),
     };
-    const listeners = await startListeners(listenerSpecs(config, logger, servers), { logger });
+    const listeners = await startListeners(listenerSpecs(config, servers), { logger });
     for (const l of listeners.bound) logger.info({ proto: l.proto, address: l.address, port: l.port }, 'listening');
     mail.scheduler.start();
     return { store, listeners, servers, mail };
   } catch (err) {
-    if (err instanceof SmtpSetupError) logger.fatal({ err: err.message }, err.message);
+    if (err instanceof SmtpSetupError || err instanceof ImapSetupError || err instanceof Pop3SetupError) logger.fatal({ err: err.message }, err.message);
     else if (err instanceof ListenError) {
       const l = err.listener;
       logger.fatal({ proto: l.proto, address: l.address, port: l.port, key: l.key, code: err.code }, err.message);

@@ -3,7 +3,6 @@ import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { createLogger } from '../log/logger.js';
 import { closeWith, ListenError, startListeners, type ConnectionHandler } from './listeners.js';
-import { placeholderHandler } from './placeholder.js';
 
 const quiet = createLogger({ level: 'silent', format: 'json' });
 
@@ -39,26 +38,6 @@ function holdingHandler(): ConnectionHandler & { accepted: Socket[] } {
     shutdown: (socket) => closeWith(socket, 'bye\r\n'),
   };
 }
-
-test('placeholder greetings per protocol', async () => {
-  const listeners = await startListeners(
-    (['smtp', 'lmtp', 'imap', 'pop3'] as const).map((proto) => ({
-      proto,
-      address: '127.0.0.1',
-      port: 0,
-      handler: placeholderHandler(proto, 'mx.example.test', quiet),
-    })),
-  );
-  try {
-    const [smtp, lmtp, imap, pop3] = await Promise.all(listeners.bound.map((b) => readAll(b.port)));
-    assert.equal(smtp, '421 4.3.2 mx.example.test Service not available yet, closing transmission channel\r\n');
-    assert.equal(lmtp, smtp);
-    assert.equal(imap, '* BYE Cartero IMAP not available yet\r\n');
-    assert.equal(pop3, '-ERR [SYS/TEMP] Cartero POP3 not available yet\r\n');
-  } finally {
-    await listeners.close(1000);
-  }
-});
 
 test('per-client limit counts each client IP apart; listener limit counts all', async () => {
   const handler = holdingHandler();
