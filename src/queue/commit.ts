@@ -1,11 +1,14 @@
 /*
- * SmtpServices.commit: expands the recipients once (expand.ts), records the expansion in the envelope
- * meta, and makes the message durable through store.queue.commit before resolving — the only path to a
- * 250. Logs one line per queued message and wakes the scheduler. Never delivers; any store error
- * propagates unchanged so the session answers 451 4.3.0 with nothing half-queued.
+ * SmtpServices.commit: rewrites the addresses once (routing/rewrite.ts: canonical maps, masquerading;
+ * header addresses only for the clients allowed), expands the recipients once (expand.ts: virtual alias
+ * maps, then the directory), records both in the envelope meta, and makes the message durable through
+ * store.queue.commit before resolving — the only path to a 250. Logs one line per queued message and
+ * wakes the scheduler. Never delivers; any store or table error propagates unchanged so the session
+ * answers 451 4.3.0 with nothing half-queued.
  */
 import type { Logger } from '../log/logger.js';
-import type { Envelope } from '../smtp/services.js';
+import type { AddressRewriter, HeaderChange } from '../routing/rewrite.js';
+import type { Envelope, EnvelopeRecipient } from '../smtp/services.js';
 import type { Clock } from '../store/index.js';
 import { expandRecipients, type ExpandOptions } from './expand.js';
 
@@ -14,6 +17,65 @@ export interface CommitOptions extends ExpandOptions {
   logger: Logger;
   /** called after each successful commit (the scheduler's kick) */
   onCommitted?: (queueId: string) => void;
+  /** canonical maps and masquerading; absent or null: addresses are committed as received */
+  rewriting?: CommitRewriting | null;
+}
+
+export interface CommitRewriting {
+  rewriter: AddressRewriter;
+  /** whether this message's header addresses may be rewritten (local_header_rewrite_clients) */
+  headersFor(meta: Record<string, unknown>): boolean;
+}
+
+/** What commit-time rewriting changed, kept as meta.rewritten and logged. */
+export interface RewriteRecord {
+  sender?: { from: string; to: string };
+  /** original envelope recipient → rewritten address */
+  recipients?: Record<string, string>;
+  /** header addresses changed (at most MAX_RECORDED_HEADER_CHANGES) */
+  headers?: HeaderChange[];
+}
+
+const MAX_RECORDED_HEADER_CHANGES = 50;
+
+interface Rewritten {
+  sender: string;
+  recipients: EnvelopeRecipient[];
+  content: Buffer;
+  record: RewriteRecord;
+}
+
+async function rewrite(envelope: Envelope, content: Buffer, r: CommitRewriting): Promise<Rewritten> {
+  const record: RewriteRecord = {};
+  const sender = await r.rewriter.rewriteSender(envelope.sender);
+  if (sender !== envelope.sender) record.sender = { from: envelope.sender, to: sender };
+  const recipients: EnvelopeRecipient[] = [];
+  for (const rcpt of envelope.recipients) {
+    const address = await r.rewriter.rewriteRecipient(rcpt.address);
+    if (address === rcpt.address) {
+      recipients.push(rcpt);
+      continue;
+    }
+    (record.recipients ??= {})[rcpt.address] = address;
+    // RFC 3461: the original recipient is the address the client gave, before any rewriting.
+    recipients.push({ ...rcpt, address, orcpt: rcpt.orcpt ?? `rfc822;${rcpt.address}` });
+  }
+  let out = content;
+  if (r.headersFor(envelope.meta)) {
+    const headers = await r.rewriter.rewriteHeaders(content);
+    out = headers.content;
+    if (headers.changes.length > 0) record.headers = headers.changes.slice(0, MAX_RECORDED_HEADER_CHANGES);
+  }
+  return { sender, recipients, content: out, record };
+}
+
+/** Keys the expansion by the address the client gave when canonical maps changed it first. */
+function rekeyExpanded(expanded: Record<string, string[]>, rewritten: Record<string, string> | undefined, given: Set<string>): void {
+  if (!rewritten) return;
+  for (const [orig, now] of Object.entries(rewritten)) {
+    expanded[orig] = expanded[now] ?? [now];
+    if (!given.has(now)) delete expanded[now];
+  }
 }
 
 export type CommitFn = (envelope: Envelope, content: Buffer) => Promise<{ queueId: string }>;
@@ -28,19 +90,31 @@ function clientOf(meta: Record<string, unknown>): string | undefined {
 
 export function createCommit(options: CommitOptions): CommitFn {
   const { store, clock, logger } = options;
-  return async (envelope, content) => {
-    const expansion = await expandRecipients(envelope.recipients, options);
+  return async (envelope, received) => {
+    const rw = options.rewriting ? await rewrite(envelope, received, options.rewriting) : null;
+    const sender = rw?.sender ?? envelope.sender;
+    const content = rw?.content ?? received;
+    const expansion = await expandRecipients(rw?.recipients ?? envelope.recipients, options);
+    rekeyExpanded(expansion.expanded, rw?.record.recipients, new Set(envelope.recipients.map((r) => r.address)));
     const meta: Record<string, unknown> = { ...envelope.meta };
     if (Object.keys(expansion.expanded).length > 0) meta.expanded = expansion.expanded;
     if (Object.keys(expansion.undeliverable).length > 0) meta.undeliverable = expansion.undeliverable;
-    const { id } = await store.queue.commit(
-      { sender: envelope.sender, recipients: expansion.recipients, content, meta },
-      clock.now(),
-    );
+    const rewritten = rw && Object.keys(rw.record).length > 0 ? rw.record : undefined;
+    if (rewritten) meta.rewritten = rewritten;
+    const { id } = await store.queue.commit({ sender, recipients: expansion.recipients, content, meta }, clock.now());
     const nrcpt = expansion.recipients.length;
     logger.info(
-      { queue_id: id, sender: envelope.sender, nrcpt, size: content.length, client: clientOf(envelope.meta) },
-      `${id}: from=<${envelope.sender}>, size=${content.length}, nrcpt=${nrcpt} (queue active)`,
+      {
+        queue_id: id,
+        sender,
+        nrcpt,
+        size: content.length,
+        client: clientOf(envelope.meta),
+        ...(meta.expanded ? { expanded: meta.expanded } : {}),
+        ...(meta.undeliverable ? { undeliverable: meta.undeliverable } : {}),
+        ...(rewritten ? { rewritten } : {}),
+      },
+      `${id}: from=<${sender}>, size=${content.length}, nrcpt=${nrcpt} (queue active)`,
     );
     options.onCommitted?.(id);
     return { queueId: id };

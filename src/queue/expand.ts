@@ -1,15 +1,17 @@
 /*
- * Virtual alias expansion at commit time, once per message: every envelope recipient of a local domain
- * is followed through the directory (aliases, subaddresses, catch-all) to its final addresses; remote
- * targets stay as they are for the routing stage. Loops, excess depth, unknown users and bad targets
- * never fail the commit: they become final recipients carrying a failure reason. Finals are
- * deduplicated. Store errors propagate (the session answers 451 and nothing is queued).
+ * Virtual alias expansion at commit time, once per message: every envelope recipient goes first through
+ * the configured virtual_alias_maps (routing/virtual.ts: any domain, virtusertable templates, `error:`
+ * targets), then, for a local domain, through the directory (aliases, subaddresses, catch-all) to its
+ * final addresses; remote targets stay as they are for the routing stage. Loops, excess depth, unknown
+ * users and bad targets never fail the commit: they become final recipients carrying a failure reason.
+ * Finals are deduplicated. Store and table errors propagate (the session answers 451, nothing queued).
  */
 import type { EnvelopeRecipient } from '../smtp/services.js';
 import type { QueueRecipientInput, Store } from '../store/index.js';
 import { isPlainLocalPart, localKey, recipientKey, splitAddress } from '../policy/address.js';
 import type { LocalDomains } from '../policy/domains.js';
 import { lookupLocal } from '../policy/lookup.js';
+import { virtualStep, type VirtualAliasOptions } from '../routing/virtual.js';
 import type { ExpansionRecord } from './meta.js';
 
 export interface ExpandOptions {
@@ -20,6 +22,8 @@ export interface ExpandOptions {
   recursionLimit: number;
   /** final addresses one original recipient may produce (virtual_alias_expansion_limit) */
   expansionLimit: number;
+  /** virtual_alias_maps, searched before the directory; absent: the directory only */
+  virtual?: VirtualAliasOptions | null;
 }
 
 export interface Expansion extends ExpansionRecord {
@@ -37,13 +41,51 @@ function display(address: string): string {
   return split && isPlainLocalPart(split.local) ? localKey(split.local, split.domain) : address;
 }
 
-async function visit(address: string, path: string[], out: Final[], o: ExpandOptions): Promise<void> {
+function loopFailure(address: string, path: string[], again: string): Final {
+  const loop = [...path, again].join(' -> ');
+  return { address: display(address), failure: `554 5.4.6 <${address}>: mail forwarding loop (${loop})` };
+}
+
+function depthFailure(address: string, o: ExpandOptions): Final {
+  return { address: display(address), failure: `554 5.4.6 <${address}>: alias expansion deeper than ${o.recursionLimit} levels` };
+}
+
+/**
+ * The virtual_alias_maps step: true when the tables handled the address. A target equal to the address
+ * itself (`a@x -> a@x, b@y`, Postfix's "keep a copy") is not looked up in the tables again but goes on
+ * to the directory; any other address seen again on the path is a loop.
+ */
+async function visitVirtual(address: string, path: string[], out: Final[], o: ExpandOptions, v: VirtualAliasOptions): Promise<boolean> {
+  const step = await virtualStep(address, v);
+  if (!step) return false;
+  const key = display(address);
+  if (path.includes(key)) {
+    out.push(loopFailure(address, path, key));
+    return true;
+  }
+  if (step.kind === 'error') {
+    out.push({ address: key, failure: `550 ${step.reason.replace(/^(\d\.\d+\.\d+) /, `$1 <${address}>: `)}` });
+    return true;
+  }
+  if (path.length >= o.recursionLimit) {
+    out.push(depthFailure(address, o));
+    return true;
+  }
+  for (const next of step.targets) {
+    const self = next.toLowerCase() === address.toLowerCase();
+    await visit(next.trim(), [...path, key], out, o, self);
+  }
+  return true;
+}
+
+async function visit(address: string, path: string[], out: Final[], o: ExpandOptions, skipVirtual = false): Promise<void> {
   if (out.length > o.expansionLimit) return;
   const split = splitAddress(address);
   if (!split) {
     out.push({ address, failure: `553 5.1.3 <${address}>: bad address syntax in alias target` });
     return;
   }
+  if (o.virtual && !skipVirtual && (await visitVirtual(address, path, out, o, o.virtual))) return;
   if (!(await o.domains.isLocal(split.domain))) {
     out.push({ address, failure: null });
     return;
@@ -54,10 +96,9 @@ async function visit(address: string, path: string[], out: Final[], o: ExpandOpt
   } else if (target.kind === 'unknown') {
     out.push({ address: display(address), failure: `550 5.1.1 <${address}>: user unknown in virtual mailbox table` });
   } else if (path.includes(target.alias.source)) {
-    const loop = [...path, target.alias.source].join(' -> ');
-    out.push({ address: display(address), failure: `554 5.4.6 <${address}>: mail forwarding loop (${loop})` });
+    out.push(loopFailure(address, path, target.alias.source));
   } else if (path.length >= o.recursionLimit) {
-    out.push({ address: display(address), failure: `554 5.4.6 <${address}>: alias expansion deeper than ${o.recursionLimit} levels` });
+    out.push(depthFailure(address, o));
   } else {
     for (const next of target.alias.targets) await visit(next.trim(), [...path, target.alias.source], out, o);
   }
