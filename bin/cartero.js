@@ -13,5 +13,8 @@ if (existsSync(compiled)) {
   register();
   cli = await import(new URL('../src/cli/main.ts', import.meta.url).href);
 }
-const code = await cli.main(process.argv.slice(2));
+// Installed (or symlinked) as `sendmail`, it is the Sendmail-compatible submission command.
+const invokedAs = (process.argv[1] ?? '').split('/').pop();
+const argv = invokedAs === 'sendmail' ? ['sendmail', ...process.argv.slice(2)] : process.argv.slice(2);
+const code = await cli.main(argv);
 process.stdout.write('', () => process.exit(code));

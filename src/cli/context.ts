@@ -14,6 +14,11 @@ export interface Io {
   err(text: string): void;
   /** the whole of standard input */
   readStdin(): Promise<string>;
+  /**
+   * Standard input as bytes (message submission must not decode it). With `limit`, reading stops once
+   * more than `limit` bytes arrived: the result is then `limit + 1` bytes long, enough to tell "too big".
+   */
+  readStdinBytes(limit?: number): Promise<Buffer>;
   env: NodeJS.ProcessEnv;
 }
 
@@ -25,8 +30,25 @@ export const processIo: Io = {
     for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
     return Buffer.concat(chunks).toString('utf8');
   },
+  readStdinBytes: (limit) => readStreamBytes(process.stdin, limit),
   env: process.env,
 };
+
+/** Reads a stream to its end, or to `limit + 1` bytes (then stops reading and drops the rest). */
+export async function readStreamBytes(stream: AsyncIterable<unknown> & { destroy?(): void }, limit = Infinity): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    chunks.push(buf);
+    size += buf.length;
+    if (size > limit) {
+      stream.destroy?.();
+      return Buffer.concat(chunks).subarray(0, limit + 1);
+    }
+  }
+  return Buffer.concat(chunks);
+}
 
 /** Loads the configuration, opens its store (migrating unless store.migrate_on_start is false), runs `fn`, closes. */
 export async function withStore<T>(configFile: string, fn: (store: Store, config: Config) => Promise<T>): Promise<T> {

@@ -21,6 +21,10 @@ const COMMANDS: Record<string, { summary: string; load(): Promise<Run> }> = {
   domain: { summary: 'local mailbox domains: add, list, remove', load: async () => (await import('./domain.js')).runDomain },
   user: { summary: 'accounts: add, list, passwd, remove, quota', load: async () => (await import('./user.js')).runUser },
   alias: { summary: 'aliases and catch-alls: add, list, remove', load: async () => (await import('./alias.js')).runAlias },
+  map: { summary: 'lookup tables: test what a key resolves to', load: async () => (await import('./map.js')).runMap },
+  queue: { summary: 'mail queue: list, show, flush, requeue, hold, release, delete', load: async () => (await import('./queue.js')).runQueue },
+  sendmail: { summary: 'Sendmail-compatible submission (reads the message from stdin)', load: async () => (await import('./sendmail.js')).runSendmail },
+  reload: { summary: 'make the running node re-read its configuration and maps (SIGHUP)', load: async () => (await import('./reload.js')).runReload },
 };
 
 function usage(): string {

@@ -13,10 +13,12 @@ import { startStats } from '../log/stats.js';
 import { createSmtpServer, SmtpSetupError } from '../smtp/server.js';
 import { createImapServer, ImapSetupError } from '../imap/server.js';
 import { createPop3Server, Pop3SetupError } from '../pop3/server.js';
+import { isMapError } from '../routing/maps.js';
 import { isStoreError, openStore, type Store } from '../store/index.js';
 import { startBlobCollector } from '../store/maintenance.js';
 import { startMailServices, type MailServices } from './serve-mail.js';
 import { runCommand, type Command } from './args.js';
+import { removePidFile, writePidFile } from './pidfile.js';
 import type { Io } from './context.js';
 
 /** how long open sessions get to finish at shutdown before they are cut */
@@ -65,7 +67,7 @@ async function start(config: Config, logger: Logger): Promise<Running | null> {
     return null;
   }
   try {
-    const mail = startMailServices({ config, store, logger });
+    const mail = await startMailServices({ config, store, logger });
     // the server builds its mynetworks matcher from the config, so SIGHUP applies a new mynetworks
     const servers: Servers = {
       smtp: createSmtpServer({ config, services: mail.services, logger }),
@@ -78,7 +80,8 @@ async function start(config: Config, logger: Logger): Promise<Running | null> {
     mail.scheduler.start();
     return { store, listeners, servers, mail };
   } catch (err) {
-    if (err instanceof SmtpSetupError || err instanceof ImapSetupError || err instanceof Pop3SetupError) logger.fatal({ err: err.message }, err.message);
+    const setup = err instanceof SmtpSetupError || err instanceof ImapSetupError || err instanceof Pop3SetupError || isMapError(err);
+    if (setup) logger.fatal({ err: err.message }, err.message);
     else if (err instanceof ListenError) {
       const l = err.listener;
       logger.fatal({ proto: l.proto, address: l.address, port: l.port, key: l.key, code: err.code }, err.message);
@@ -99,10 +102,14 @@ function reload(file: string, logger: Logger, running: Running): void {
     return;
   }
   // Applied now: log level, directory domains, protocol settings and TLS files for new sessions.
-  // Listeners, the store and delivery settings need a restart.
+  // Lookup table files are re-read. Listeners, the store, delivery settings and inline maps need a restart.
   logger.level = next.log.level;
   for (const server of Object.values(running.servers)) server.reload(next);
   ensureDomains(running.store, next.domains, logger).catch((err: unknown) => logger.error({ err }, 'cannot add configured domains'));
+  running.mail.reloadMaps().then(
+    () => logger.info('lookup tables reloaded'),
+    (err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'lookup table reload failed; keeping the old tables'),
+  );
   logger.info({ file }, 'configuration reloaded');
 }
 
@@ -116,6 +123,11 @@ export async function serve(file: string): Promise<number> {
     return 1;
   }
   const { store, listeners, servers, mail } = running;
+  try {
+    writePidFile(config.pid_file);
+  } catch (err) {
+    logger.warn({ err, pid_file: config.pid_file }, 'cannot write the pid file; `cartero reload` will not find this node');
+  }
   const stopStats = startStats(logger, config.log.stats_interval);
   const collector = startBlobCollector(store, logger);
   return new Promise<number>((resolve) => {
@@ -133,10 +145,12 @@ export async function serve(file: string): Promise<number> {
         const drains = Object.values(servers).map((s) => s.drain(SHUTDOWN_TIMEOUT_MS));
         await Promise.all([...drains, listeners.close(SHUTDOWN_TIMEOUT_MS)]);
         await mail.scheduler.stop();
+        await mail.close();
         await collector.stop();
         stopStats();
         await store.close().catch((err: unknown) => logger.error({ err }, 'error closing the store'));
         process.off('SIGHUP', onHup);
+        removePidFile(config.pid_file);
         logger.info('stopped');
         await new Promise<void>((done) => logger.flush(() => done()));
         resolve(0);

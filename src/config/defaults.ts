@@ -26,6 +26,8 @@ export const DEFAULT_DELIVERY = {
   /** Postfix's virtual_alias_recursion_limit is 1000; ten levels are plenty for real alias tables. */
   virtual_alias_recursion_limit: 10,
   virtual_alias_expansion_limit: 1000,
+  delay_warning_time: 0,
+  bounce_size_limit: 50_000,
 } as const;
 
 export const DEFAULT_LISTENERS = {

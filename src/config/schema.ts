@@ -6,6 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { routingSettingsSchema } from '../routing/settings.js';
 import { parseCidr } from './cidr.js';
 import {
   DEFAULT_DELIVERY,
@@ -89,6 +90,10 @@ const delivery = z
     poll_interval_ms: positiveInt.max(3_600_000).default(D.poll_interval_ms),
     virtual_alias_recursion_limit: positiveInt.max(1000).default(D.virtual_alias_recursion_limit),
     virtual_alias_expansion_limit: positiveInt.max(100_000).default(D.virtual_alias_expansion_limit),
+    /** seconds before the sender is told a message is still queued (Postfix's delay_warning_time); 0 = never */
+    delay_warning_time: z.number({ error: 'a number of seconds (0 = off)' }).int().min(0).default(D.delay_warning_time),
+    /** bytes of the original message a bounce may return (Postfix's bounce_size_limit) */
+    bounce_size_limit: positiveInt.default(D.bounce_size_limit),
   })
   .superRefine((d, ctx) => {
     if (d.maximal_backoff < d.minimal_backoff) {
@@ -104,8 +109,41 @@ function section<L extends z.ZodType>(entry: L, defaults: readonly z.input<L>[])
   };
 }
 
+const seconds = z.number({ error: 'a number of seconds' }).positive();
+
+const dns = z
+  .strictObject({
+    /** "ip" or "ip:port" ("[v6]:port"); default: the nameservers of /etc/resolv.conf */
+    servers: z.array(z.string().regex(/^(\[[0-9a-f:.]+\]|[0-9a-f:.]+)(:\d{1,5})?$/i, { error: 'an address such as 127.0.0.53 or 127.0.0.1:5353' })).optional(),
+    timeout: seconds.default(5),
+    retries: z.number().int().min(0).max(10).default(2),
+  })
+  .prefault({});
+
+const TLS_LEVELS = ['none', 'may', 'encrypt', 'verify'] as const;
+const smtpClient = z
+  .strictObject({
+    /** the port of MX hosts and of [host] destinations without one (Postfix's smtp_port) */
+    port: port.default(25),
+    /** STARTTLS policy (Postfix's smtp_tls_security_level) and per-destination exceptions */
+    tls: z.enum(TLS_LEVELS).default('may'),
+    tls_policy: z.record(z.string(), z.enum(TLS_LEVELS)).default({}),
+    /** deliveries at once per destination, across the node */
+    destination_concurrency: positiveInt.max(1000).default(20),
+    /** recipients per SMTP transaction (Postfix's smtp_destination_recipient_limit) */
+    recipient_limit: positiveInt.max(1000).default(50),
+    connect_timeout: seconds.default(30),
+    command_timeout: seconds.default(300),
+    data_timeout: seconds.default(180),
+    /** bind outgoing connections to this address (labs run each node on its own 127.0.0.x) */
+    bind_address: ipAddress.optional(),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   hostname: hostName.default(defaultHostname),
+  /** where `serve` writes its process id for `cartero reload`; relative to the configuration file */
+  pid_file: z.string().min(1).default('cartero.pid'),
   store,
   domains: z.array(domainName).default([]),
   relay_domains: z.array(domainName).default([]),
@@ -122,6 +160,9 @@ export const configSchema = z.strictObject({
   pop3: z.strictObject(section(listener, DEFAULT_LISTENERS.pop3)).prefault({}),
   lmtp: z.strictObject(section(listener, DEFAULT_LISTENERS.lmtp)).prefault({}),
   delivery,
+  dns,
+  smtp_client: smtpClient,
+  ...routingSettingsSchema.shape,
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

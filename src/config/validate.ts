@@ -4,6 +4,7 @@
  * Returns problems as data; never throws for bad input.
  */
 import { resolve } from 'node:path';
+import { MAP_NAMES } from '../routing/settings.js';
 import { expectedText, issuesToProblems, type ConfigProblem } from './problems.js';
 import { configSchema, configuredListeners, PROTOCOLS, type Config } from './schema.js';
 
@@ -51,6 +52,15 @@ function crossKeyProblems(config: Config): ConfigProblem[] {
 function resolvePaths(config: Config, baseDir: string): Config {
   const out: Config = structuredClone(config);
   if (out.store.backend === 'embedded') out.store.path = resolve(baseDir, out.store.path);
+  out.pid_file = resolve(baseDir, out.pid_file);
+  for (const name of MAP_NAMES) {
+    const setting = out[name];
+    if (setting === undefined) continue;
+    const list = Array.isArray(setting) ? setting : [setting];
+    for (const source of list) if ('file' in source && typeof source.file === 'string') source.file = resolve(baseDir, source.file);
+  }
+  const auth = out.relayhost?.auth;
+  if (auth?.password_file !== undefined) auth.password_file = resolve(baseDir, auth.password_file);
   for (const proto of PROTOCOLS) {
     const tls = out[proto].tls;
     if (tls) out[proto].tls = { cert: resolve(baseDir, tls.cert), key: resolve(baseDir, tls.key) };

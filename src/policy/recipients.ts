@@ -10,12 +10,15 @@ import type { Account, Store } from '../store/index.js';
 import { splitAddress } from './address.js';
 import type { LocalDomains } from './domains.js';
 import { lookupLocal } from './lookup.js';
+import { virtualRecipientVerdict, type VirtualAliasOptions } from '../routing/virtual.js';
 
 export interface RecipientPolicyOptions {
   store: Store;
   domains: LocalDomains;
   /** recipient_delimiter characters; '' disables subaddressing */
   delimiters: string;
+  /** virtual_alias_maps: an address with an entry there is ours to accept (or to refuse with its error:) */
+  virtual?: VirtualAliasOptions | null;
 }
 
 export type RecipientPolicy = (query: RecipientQuery) => Promise<RecipientVerdict>;
@@ -37,6 +40,12 @@ export function createRecipientPolicy(options: RecipientPolicyOptions): Recipien
     const split = splitAddress(recipient);
     if (!split || split.local === '') {
       return reject(504, '5.5.2', `<${recipient}>: Recipient address rejected: need fully-qualified address`);
+    }
+    // Postfix checks virtual_alias_maps before the relay and local tables: an entry makes the address ours
+    if (options.virtual) {
+      const verdict = await virtualRecipientVerdict(recipient, options.virtual);
+      if (verdict?.accept === true) return { action: 'accept', kind: 'local' };
+      if (verdict) return reject(550, verdict.status, `<${recipient}>: Recipient address rejected: ${verdict.text}`);
     }
     if (domains.isRelay(split.domain)) return { action: 'accept', kind: 'relay' };
     if (await domains.isLocal(split.domain)) {

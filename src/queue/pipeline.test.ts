@@ -16,9 +16,20 @@ before(async () => {
   t = await openTestStore();
   await t.store.directory.addDomain('example.test');
   await provisionAccount(t.store, 'bob@example.test', await hashPassword('secret'));
-  const result = validateConfig({ hostname: 'mx.example.test', domains: ['example.test'], relay_domains: ['relay.test'], delivery: { poll_interval_ms: 60_000 } }, '/tmp');
+  // remote.test goes to a closed loopback port (tests never ask a real DNS server or leave loopback)
+  const result = validateConfig(
+    {
+      hostname: 'mx.example.test',
+      domains: ['example.test'],
+      relay_domains: ['relay.test'],
+      delivery: { poll_interval_ms: 60_000 },
+      dns: { servers: ['127.0.0.1:9'], timeout: 0.2, retries: 0 },
+      transports: { 'remote.test': 'smtp:[127.0.0.1]:9' },
+    },
+    '/tmp',
+  );
   assert.ok('config' in result);
-  mail = startMailServices({ config: result.config, store: t.store, logger });
+  mail = await startMailServices({ config: result.config, store: t.store, logger });
 });
 
 after(async () => {
@@ -53,7 +64,7 @@ test('a committed message is delivered by the running scheduler without waiting 
   );
   while ((await inboxTexts(t.store, 'bob@example.test')).length === 0 && Date.now() - started < 5000) await sleep(5);
   assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, 1);
-  // the remote recipient waits for the routing issue: deferred with a backoff, entry kept
+  // the remote recipient's next hop refuses connections: deferred with a backoff, entry kept
   while (!lines.some((l) => l.queue_id === queueId && l.status === 'deferred') && Date.now() - started < 5000) await sleep(5);
   const entry = await t.store.queue.get(queueId);
   assert.deepEqual(entry?.recipients.map((r) => [r.address, r.state]), [['bob@example.test', 'done'], ['far@remote.test', 'pending']]);
@@ -74,6 +85,8 @@ test('delivery config: Postfix-like defaults, and a maximal_backoff below minima
     poll_interval_ms: 1000,
     virtual_alias_recursion_limit: 10,
     virtual_alias_expansion_limit: 1000,
+    delay_warning_time: 0,
+    bounce_size_limit: 50_000,
   });
   const bad = validateConfig({ delivery: { minimal_backoff: 600, maximal_backoff: 300, recipient_delimiter: '%', colour: 1 } }, '/tmp');
   assert.ok('problems' in bad);

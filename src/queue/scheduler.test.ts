@@ -110,7 +110,7 @@ describe('scheduler', () => {
     assert.deepEqual(dues, [300, 600, 1200, 2400, 4800, 8800, 12800]);
     const first = lines.find((l) => l.queue_id === queueId && l.status === 'deferred');
     assert.equal(first?.relay, 'none');
-    assert.match(String(first?.reason), /remote delivery not implemented yet/);
+    assert.match(String(first?.reason), /remote delivery is not configured/);
 
     // run until the lifetime: the last retry lands on the mark, then the recipient fails
     let rounds = 0;

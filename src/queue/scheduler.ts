@@ -1,31 +1,51 @@
 /*
- * The queue manager: leases due entries, hands each pending recipient to the delivery agent its route
- * names, and completes the lease with per-recipient outcomes (deferred ones get a backoff retry time;
- * past the queue lifetime they fail). Woken by kick() after each commit and by a poll timer for retries
- * and expired leases. Never writes without the lease token; exactly-once insertion is the agents'
- * idempotency key. A failed pass is logged and retried: an unfinished lease simply expires.
+ * The queue manager: leases due entries, routes each pending recipient to a transport (routing/
+ * transport.ts), hands local recipients to the local agent one by one and remote ones to the SMTP/LMTP
+ * agent in batches per destination, queues the DSNs the outcomes call for, and completes the lease with
+ * per-recipient outcomes (deferred ones get a backoff retry time; past the queue lifetime they fail).
+ * Woken by kick() after each commit and by a poll timer for retries and expired leases. Never writes
+ * without the lease token; exactly-once insertion is the agents' idempotency key. A failed pass is
+ * logged and retried: an unfinished lease simply expires.
  */
+import type { BatchJob, BatchResult } from '../delivery/smtp/agent.js';
 import type { Logger } from '../log/logger.js';
 import { splitAddress } from '../policy/address.js';
+import type { Transport } from '../routing/transport.js';
 import type { Clock, Lease, QueueEntry, QueueRecipient, RecipientOutcome, Store } from '../store/index.js';
 import { systemClock } from '../store/api.js';
 import { isStoreError } from '../store/index.js';
 import type { AgentResult, DeliveryAgent } from './agent.js';
 import { expired, retryAt, type BackoffSettings } from './backoff.js';
+import type { DsnNotifier, NoticeResult } from './dsn-notify.js';
 import { originalRecipients, readExpansion } from './meta.js';
 
-export type Route = 'local' | 'deferred-nonlocal';
-export type Router = (address: string) => Route | Promise<Route>;
+export type Router = (address: string) => Transport | Promise<Transport>;
 
-/** For now: our mailbox domains go to the local agent, everything else waits for the routing issue. */
+/** Our mailbox domains go to the local agent, everything else by MX (tests; serve uses routing/). */
 export function localDomainRouter(domains: { isLocal(domain: string): Promise<boolean> }): Router {
   return async (address) => {
     const split = splitAddress(address);
-    return split && (await domains.isLocal(split.domain)) ? 'local' : 'deferred-nonlocal';
+    if (split && (await domains.isLocal(split.domain))) return { kind: 'local' };
+    return { kind: 'smtp', name: 'smtp', nexthop: { host: split?.domain ?? address, port: null, mx: true } };
   };
 }
 
-export const REMOTE_NOT_IMPLEMENTED = '451 4.4.0 remote delivery not implemented yet';
+/** What the scheduler needs of the SMTP/LMTP client (src/delivery/smtp/agent.ts). */
+export interface BatchAgent {
+  deliver(job: BatchJob): Promise<BatchResult>;
+}
+
+export const NO_REMOTE_AGENT = '451 4.3.5 remote delivery is not configured on this node';
+
+/** The agent's destination string of a remote transport: smtp:domain, smtp:[host]:port, lmtp:[host]:port, lmtp:unix:/path. */
+export function destinationOf(t: Extract<Transport, { kind: 'smtp' | 'lmtp' }>): string {
+  if (t.kind === 'lmtp') {
+    return t.via.type === 'unix' ? `lmtp:unix:${t.via.path}` : `lmtp:[${t.via.host}]${t.via.port === null ? '' : `:${t.via.port}`}`;
+  }
+  const { host, port, mx } = t.nexthop;
+  const name = mx ? host : `[${host}]`;
+  return `smtp:${name}${port === null ? '' : `:${port}`}`;
+}
 
 export interface SchedulerOptions {
   store: Store;
@@ -33,6 +53,12 @@ export interface SchedulerOptions {
   clock?: Clock;
   router: Router;
   local: DeliveryAgent;
+  /** the SMTP/LMTP client; without one remote recipients are deferred */
+  remote?: BatchAgent | null;
+  /** queues bounces, delay warnings and success notices; without one failures are only logged */
+  notifier?: DsnNotifier | null;
+  /** called with each remote transport before its batch is handed over (relayhost AUTH/TLS lookup) */
+  onRemoteTransport?: (destination: string, transport: Extract<Transport, { kind: 'smtp' | 'lmtp' }>) => void;
   /** lease owner name shown by the admin view, e.g. "<hostname>:<pid>" */
   owner: string;
   /** deliveries at once, and entries leased at once */
@@ -66,6 +92,18 @@ interface EntryContext {
   undeliverable: Record<string, string>;
   content: () => Promise<Buffer>;
 }
+
+/** An outcome with what a DSN needs to know about how it came about. */
+interface Finished {
+  outcome: RecipientOutcome;
+  handoff?: NoticeResult['handoff'];
+  remoteMta?: string;
+}
+
+type Routed =
+  | { r: QueueRecipient; kind: 'now'; relay: string; result: AgentResult; hold?: boolean }
+  | { r: QueueRecipient; kind: 'local' }
+  | { r: QueueRecipient; kind: 'remote'; destination: string };
 
 export class QueueScheduler {
   private readonly clock: Clock;
@@ -167,9 +205,11 @@ export class QueueScheduler {
     }, Math.max(250, Math.floor(this.o.leaseMs / 3)));
     renewal.unref();
     try {
-      const outcomes = await this.deliverEntry(entry);
-      await this.o.store.queue.complete(entry.id, token, outcomes, this.clock.now());
-      this.noteBounces(entry, outcomes);
+      const { finished, hold, content } = await this.deliverEntry(entry);
+      // Notices are queued before the entry can disappear: a lost lease may repeat one, never lose one.
+      await this.notify(entry, finished, content);
+      await this.o.store.queue.complete(entry.id, token, finished.map((f) => f.outcome), this.clock.now());
+      if (hold) await this.o.store.queue.hold(entry.id).catch((err: unknown) => this.o.logger.warn({ err, queue_id: entry.id }, `${entry.id}: cannot put on hold`));
     } catch (err) {
       const msg = isStoreError(err, 'stale_lease')
         ? `${entry.id}: lease lost before completion; the next holder retries (deliveries already made are not repeated)`
@@ -180,7 +220,7 @@ export class QueueScheduler {
     }
   }
 
-  private deliverEntry(entry: QueueEntry): Promise<RecipientOutcome[]> {
+  private async deliverEntry(entry: QueueEntry): Promise<{ finished: Finished[]; hold: boolean; content: () => Promise<Buffer> }> {
     const expansion = readExpansion(entry.meta);
     let content: Promise<Buffer> | null = null;
     const ctx: EntryContext = {
@@ -190,33 +230,106 @@ export class QueueScheduler {
       content: () => (content ??= this.o.store.queue.content(entry.id)),
     };
     const pending = entry.recipients.filter((r) => r.state === 'pending');
-    return Promise.all(pending.map((r) => this.slots.run(() => this.deliverRecipient(ctx, r))));
+    const routed = await Promise.all(pending.map((r) => this.route(ctx, r)));
+    const work: Promise<Finished[]>[] = [];
+    const batches = new Map<string, QueueRecipient[]>();
+    for (const item of routed) {
+      if (item.kind === 'now') work.push(Promise.resolve([this.finish(ctx, item.r, item.relay, item.result)]));
+      else if (item.kind === 'local') work.push(this.slots.run(() => this.deliverLocal(ctx, item.r)).then((f) => [f]));
+      else batches.set(item.destination, [...(batches.get(item.destination) ?? []), item.r]);
+    }
+    for (const [destination, rcpts] of batches) work.push(this.slots.run(() => this.deliverRemote(ctx, destination, rcpts)));
+    const finished = (await Promise.all(work)).flat();
+    return { finished, hold: routed.some((i) => i.kind === 'now' && i.hold === true), content: ctx.content };
   }
 
-  private async deliverRecipient(ctx: EntryContext, r: QueueRecipient): Promise<RecipientOutcome> {
+  /** Decides what happens to one recipient: settled now (undeliverable, error, discard, hold), local, or a remote batch. */
+  private async route(ctx: EntryContext, r: QueueRecipient): Promise<Routed> {
     const preset = ctx.undeliverable[r.address];
-    if (preset !== undefined) return this.finish(ctx, r, 'none', { outcome: 'failed', reason: preset });
-    let route: Route;
+    if (preset !== undefined) return { r, kind: 'now', relay: 'none', result: { outcome: 'failed', reason: preset } };
+    let t: Transport;
     try {
-      route = await this.o.router(r.address);
+      t = await this.o.router(r.address);
     } catch (err) {
-      return this.finish(ctx, r, 'none', { outcome: 'deferred', reason: `451 4.3.0 routing lookup failed: ${errorText(err)}` });
+      return { r, kind: 'now', relay: 'none', result: { outcome: 'deferred', reason: `451 4.3.0 routing lookup failed: ${errorText(err)}` } };
     }
-    if (route !== 'local') return this.finish(ctx, r, 'none', { outcome: 'deferred', reason: REMOTE_NOT_IMPLEMENTED });
+    switch (t.kind) {
+      case 'local':
+        return { r, kind: 'local' };
+      case 'error':
+        return { r, kind: 'now', relay: 'error', result: { outcome: t.permanent ? 'failed' : 'deferred', reason: `${t.status} ${t.text}` } };
+      case 'discard':
+        return { r, kind: 'now', relay: 'discard', result: { outcome: 'done', reason: `discarded: ${t.text}` } };
+      case 'hold':
+        return { r, kind: 'now', relay: 'hold', result: { outcome: 'deferred', reason: `held: ${t.text}` }, hold: true };
+      case 'smtp':
+      case 'lmtp': {
+        if (!this.o.remote) return { r, kind: 'now', relay: 'none', result: { outcome: 'deferred', reason: NO_REMOTE_AGENT } };
+        const destination = destinationOf(t);
+        this.o.onRemoteTransport?.(destination, t);
+        return { r, kind: 'remote', destination };
+      }
+    }
+  }
+
+  private async deliverLocal(ctx: EntryContext, r: QueueRecipient): Promise<Finished> {
     const agent = this.o.local;
     let result: AgentResult;
     try {
       const content = await ctx.content();
-      const job = { queueId: ctx.entry.id, sender: ctx.entry.sender, recipient: r.address, content, now: this.clock.now() };
-      result = await agent.deliver(job);
+      result = await agent.deliver({ queueId: ctx.entry.id, sender: ctx.entry.sender, recipient: r.address, content, now: this.clock.now() });
     } catch (err) {
       result = { outcome: 'deferred', reason: `451 4.3.0 ${errorText(err)}` };
     }
-    return this.finish(ctx, r, agent.relay, result);
+    return { ...this.finish(ctx, r, agent.relay, result), handoff: 'mailbox' };
+  }
+
+  private async deliverRemote(ctx: EntryContext, destination: string, rcpts: QueueRecipient[]): Promise<Finished[]> {
+    const { entry } = ctx;
+    let batch: BatchResult;
+    try {
+      const job: BatchJob = {
+        queueId: entry.id,
+        sender: entry.sender,
+        recipients: rcpts.map((r) => ({ address: r.address, orcpt: r.orcpt, notify: r.notify })),
+        content: await ctx.content(),
+        meta: entry.meta,
+        now: this.clock.now(),
+        destination,
+      };
+      batch = await this.o.remote!.deliver(job);
+    } catch (err) {
+      const reason = `451 4.3.0 ${errorText(err)}`;
+      return rcpts.map((r) => this.finish(ctx, r, 'none', { outcome: 'deferred', reason }));
+    }
+    return rcpts.map((r) => {
+      const result = batch.results.get(r.address) ?? { outcome: 'deferred' as const, reason: '451 4.3.0 no result from the delivery agent' };
+      const handoff = batch.handoff.get(r.address);
+      // RFC 3464 Remote-MTA is a host name: "mx.example[192.0.2.1]:25" → "mx.example"
+      return { ...this.finish(ctx, r, batch.relay, result), ...(handoff ? { handoff } : {}), remoteMta: batch.relay.replace(/\[.*$/, '') };
+    });
+  }
+
+  private async notify(entry: QueueEntry, finished: Finished[], content: () => Promise<Buffer>): Promise<void> {
+    const failed = finished.filter((f) => f.outcome.outcome === 'failed').length;
+    if (!this.o.notifier) {
+      if (failed > 0) {
+        this.o.logger.warn({ queue_id: entry.id, sender: entry.sender, failed }, `${entry.id}: sender non-delivery notification not sent (no notifier configured)`);
+      }
+      return;
+    }
+    const results: NoticeResult[] = finished.map((f) => ({
+      recipientId: f.outcome.recipientId,
+      outcome: f.outcome.outcome,
+      reason: f.outcome.reason ?? '',
+      ...(f.handoff ? { handoff: f.handoff } : {}),
+      ...(f.remoteMta ? { remoteMta: f.remoteMta } : {}),
+    }));
+    await this.o.notifier.notify(entry, results, content, this.clock.now());
   }
 
   /** Turns an agent result into a queue outcome (backoff, lifetime) and writes the delivery log line. */
-  private finish(ctx: EntryContext, r: QueueRecipient, relay: string, result: AgentResult): RecipientOutcome {
+  private finish(ctx: EntryContext, r: QueueRecipient, relay: string, result: AgentResult): Finished {
     const now = this.clock.now();
     const { entry } = ctx;
     let outcome: RecipientOutcome;
@@ -237,18 +350,7 @@ export class QueueScheduler {
       { queue_id: entry.id, recipient: r.address, orig_to: origTo ?? undefined, relay, delay, status, reason },
       `${entry.id}: to=<${r.address}>${orig}, relay=${relay}, delay=${delay}, status=${status} (${reason})`,
     );
-    return outcome;
-  }
-
-  private noteBounces(entry: QueueEntry, outcomes: RecipientOutcome[]): void {
-    const failed = outcomes.filter((o) => o.outcome === 'failed').length;
-    if (failed === 0) return;
-    // DSN generation comes with the routing issue; until then the failure is only logged.
-    const why = entry.sender === '' ? 'null sender: never bounce a bounce' : 'DSN generation not implemented yet';
-    this.o.logger.warn(
-      { queue_id: entry.id, sender: entry.sender, failed },
-      `${entry.id}: sender non-delivery notification not sent (${why})`,
-    );
+    return { outcome };
   }
 }
 

@@ -1,7 +1,7 @@
 /*
- * The queue half of the receiving path, wired once for `cartero serve` (src/cli/serve-mail.ts) and for
- * the tests (testing.ts): the commit that expands aliases and kicks the scheduler, and the scheduler
- * with the local delivery agent. Builds objects only; nothing runs until scheduler.start().
+ * The queue half of the mail path, wired once for `cartero serve` (src/cli/serve-mail.ts) and for the
+ * tests (testing.ts): the commit that rewrites and expands addresses and kicks the scheduler, and the
+ * scheduler with its router, the local and remote delivery agents and the DSN notifier. Builds objects only; nothing runs until scheduler.start().
  */
 import { createLocalAgent } from '../delivery/local.js';
 import type { Logger } from '../log/logger.js';
@@ -9,8 +9,10 @@ import type { DeliveryAgent } from './agent.js';
 import type { LocalDomains } from '../policy/domains.js';
 import type { Clock, Store } from '../store/index.js';
 import type { BackoffSettings } from './backoff.js';
-import { createCommit, type CommitFn } from './commit.js';
-import { localDomainRouter, QueueScheduler } from './scheduler.js';
+import type { VirtualAliasOptions } from '../routing/virtual.js';
+import { createCommit, type CommitFn, type CommitRewriting } from './commit.js';
+import { createDsnNotifier } from './dsn-notify.js';
+import { localDomainRouter, QueueScheduler, type BatchAgent, type Router, type SchedulerOptions } from './scheduler.js';
 
 export interface QueueWiring {
   store: Store;
@@ -26,17 +28,34 @@ export interface QueueWiring {
   backoff: BackoffSettings;
   recursionLimit: number;
   expansionLimit: number;
+  /** transport selection; default: local domains local, the rest by MX */
+  router?: Router;
+  /** the SMTP/LMTP client agent; without it remote recipients are deferred */
+  remote?: BatchAgent | null;
+  onRemoteTransport?: SchedulerOptions['onRemoteTransport'];
+  virtual?: VirtualAliasOptions | null;
+  rewriting?: CommitRewriting | null;
+  /** bounces and other DSNs; absent: failures are only logged */
+  dsn?: { hostname: string; delayWarningMs: number; returnLimit: number } | null;
 }
 
 export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueScheduler; local: DeliveryAgent } {
   const { store, logger, clock, domains, delimiters } = w;
   const local = createLocalAgent({ store, delimiters });
+  // the notifier queues DSNs through the commit made below
+  let commitLater: CommitFn = () => Promise.reject(new Error('commit not ready'));
+  const notifier = w.dsn
+    ? createDsnNotifier({ commit: (e, c) => commitLater(e, c), logger, hostname: w.dsn.hostname, backoff: w.backoff, delayWarningMs: w.dsn.delayWarningMs, returnLimit: w.dsn.returnLimit })
+    : null;
   const scheduler = new QueueScheduler({
     store,
     logger,
     clock,
-    router: localDomainRouter(domains),
+    router: w.router ?? localDomainRouter(domains),
     local,
+    remote: w.remote ?? null,
+    notifier,
+    ...(w.onRemoteTransport ? { onRemoteTransport: w.onRemoteTransport } : {}),
     owner: w.owner,
     concurrency: w.concurrency,
     leaseMs: w.leaseMs,
@@ -52,6 +71,9 @@ export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueS
     clock,
     logger,
     onCommitted: () => scheduler.kick(),
+    virtual: w.virtual ?? null,
+    rewriting: w.rewriting ?? null,
   });
+  commitLater = commit;
   return { commit, scheduler, local };
 }

@@ -76,7 +76,7 @@ log: { level: info, format: text }
   });
   after(() => t.cleanup());
 
-  test('every protocol greets; reloads on SIGHUP, exits 0 on SIGTERM', async () => {
+  test('every protocol greets; `cartero reload` reloads, SIGTERM exits 0', async () => {
     const s = startServe(t.file);
     try {
       await s.waitFor(new RegExp(`listening proto=lmtp address=127\\.0\\.0\\.1 port=${ports.lmtp}`));
@@ -87,7 +87,9 @@ log: { level: info, format: text }
       assert.match(await greeting(ports.imap), /^\* OK \[CAPABILITY [^\]]*IMAP4rev2[^\]]*\]/);
       assert.match(await greeting(ports.pop3), /^\+OK /);
 
-      s.child.kill('SIGHUP');
+      const reload = await runCli(['reload', '-c', t.file]);
+      assert.equal(reload.code, 0, reload.stderr);
+      assert.match(reload.stdout, new RegExp(`reload signal sent to process ${s.child.pid}`));
       await s.waitFor(/configuration reloaded/);
 
       const exited = once(s.child, 'exit');

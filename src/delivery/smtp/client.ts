@@ -1,10 +1,14 @@
 /*
  * One SMTP client connection (RFC 5321) to one address: connect, greeting, EHLO with HELO fallback,
  * STARTTLS, AUTH PLAIN/LOGIN, a mail transaction (pipelined when the peer offers PIPELINING), RSET for
- * reuse, QUIT. It only speaks the protocol and reports replies; what a reply means for each recipient
- * is the agent's business. Every wait has its own deadline (Postfix's per-phase timeouts); a peer that
- * times out, drops the connection or sends garbage raises SmtpFailure with Postfix-style wording
- * ("lost connection with mx[1.2.3.4]:25 while sending message body").
+ * reuse, QUIT. The same connection speaks LMTP (RFC 2033) to a TCP address or a Unix socket: LHLO
+ * instead of EHLO (no HELO fallback) and one reply per accepted recipient after the end of data, read
+ * one by one so that a connection lost half way still tells which recipients were answered. It only
+ * speaks the protocol and reports replies; what a reply means for each recipient is the agent's
+ * business. Every wait has its own deadline (Postfix's per-phase timeouts); a peer that times out,
+ * drops the connection or sends garbage raises SmtpFailure with Postfix-style wording ("lost
+ * connection with mx[1.2.3.4]:25 while sending message body"), except while reading LMTP's
+ * per-recipient replies, where the loss is reported next to the replies already read.
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
@@ -70,9 +74,17 @@ export interface TransactionReplies {
   rcpts: (ServerReply | null)[];
   /** reply to DATA; null when no recipient was accepted and DATA was not sent */
   data: ServerReply | null;
-  /** reply to the end of data; null when the body was not sent */
+  /** reply to the end of data (LMTP: the first recipient's); null when the body was not sent */
   final: ServerReply | null;
+  /**
+   * LMTP only (RFC 2033 §4.2): the reply after the end of data of each recipient, in `recipients` order;
+   * null for a refused RCPT and for every reply we did not get. `lost` says why replies are missing
+   * (the connection is then broken); a missing reply never means the recipient was delivered.
+   */
+  lmtp?: { finals: (ServerReply | null)[]; lost: string | null };
 }
+
+export type ClientProtocol = 'smtp' | 'lmtp';
 
 const BLOCK = 64 * 1024;
 
@@ -94,16 +106,20 @@ export class SmtpConnection {
     socket: Socket,
     private readonly clock: ServerClock,
     readonly timeouts: ClientTimeouts,
+    readonly protocol: ClientProtocol,
   ) {
     this.relay = relayName(target);
     this.stream = socket;
     this.attach(socket);
   }
 
-  /** Opens the TCP connection (connect timeout); the greeting is read by `greeting()`. */
-  static connect(target: Target, clock: ServerClock, timeouts: ClientTimeouts, localAddress?: string): Promise<SmtpConnection> {
+  /** Opens the TCP (or Unix socket) connection (connect timeout); the greeting is read by `greeting()`. */
+  static connect(target: Target, clock: ServerClock, timeouts: ClientTimeouts, localAddress?: string, protocol: ClientProtocol = 'smtp'): Promise<SmtpConnection> {
     return new Promise((resolve, reject) => {
-      const socket = netConnect({ host: target.address, port: target.port, ...(localAddress ? { localAddress } : {}) });
+      const socket =
+        target.path !== undefined
+          ? netConnect({ path: target.path })
+          : netConnect({ host: target.address, port: target.port, ...(localAddress ? { localAddress } : {}) });
       const where = `connect to ${relayName(target)}`;
       const cancel = clock.schedule(timeouts.connectMs, () => {
         socket.destroy();
@@ -118,7 +134,7 @@ export class SmtpConnection {
         cancel();
         socket.removeAllListeners('error');
         socket.setNoDelay(true);
-        resolve(new SmtpConnection(target, socket, clock, timeouts));
+        resolve(new SmtpConnection(target, socket, clock, timeouts, protocol));
       });
     });
   }
@@ -209,8 +225,13 @@ export class SmtpConnection {
     return this.read(this.timeouts.commandMs);
   }
 
-  /** EHLO, falling back to HELO when EHLO is refused with 5xx; sets `caps`. */
+  /** EHLO, falling back to HELO when EHLO is refused with 5xx; LHLO for LMTP (no fallback); sets `caps`. */
   async hello(name: string): Promise<ServerReply> {
+    if (this.protocol === 'lmtp') {
+      const lhlo = await this.command(`LHLO ${name}`, 'after LHLO');
+      this.caps = lhlo.code === 250 ? parseEhlo(lhlo.lines) : HELO_CAPABILITIES;
+      return lhlo;
+    }
     const ehlo = await this.command(`EHLO ${name}`, 'after EHLO');
     if (ehlo.code === 250) {
       this.caps = parseEhlo(ehlo.lines);
@@ -306,13 +327,38 @@ export class SmtpConnection {
     }
     if (data.code !== 354) return { mail, rcpts, data, final: null };
     const accepted = mail.code < 400 && rcpts.some((r) => r && r.code < 400);
+    if (!accepted && this.protocol === 'lmtp') {
+      // RFC 2033 §4.2 wants 503 here; after a 354 nobody knows how many replies an empty message gets
+      this.close();
+      return { mail, rcpts, data, final: null };
+    }
     // A pipelining peer may say 354 although every RCPT failed: end the empty message at once (RFC 2920 §3.1).
     const payload = accepted ? tx.payload : Buffer.from('.\r\n');
     this.phase = 'while sending message body';
     for (let off = 0; off < payload.length; off += BLOCK) await this.writeBlock(payload.subarray(off, off + BLOCK));
     this.phase = 'after end of data';
+    if (this.protocol === 'lmtp') {
+      const finals = await this.lmtpFinals(mail, rcpts);
+      return { mail, rcpts, data, final: finals.finals.find((r) => r !== null) ?? null, lmtp: finals };
+    }
     const final = await this.read(this.timeouts.finalMs);
     return { mail, rcpts, data, final: accepted ? final : null };
+  }
+
+  /** One reply per accepted RCPT, in order; stops at the first read that fails (timeout, lost, garbage). */
+  private async lmtpFinals(mail: ServerReply, rcpts: (ServerReply | null)[]): Promise<{ finals: (ServerReply | null)[]; lost: string | null }> {
+    const finals: (ServerReply | null)[] = rcpts.map(() => null);
+    for (let i = 0; i < rcpts.length; i++) {
+      const r = rcpts[i];
+      if (mail.code >= 400 || !r || r.code >= 400) continue;
+      try {
+        finals[i] = await this.read(this.timeouts.finalMs);
+      } catch (err) {
+        this.broken = true;
+        return { finals, lost: err instanceof Error ? err.message : String(err) };
+      }
+    }
+    return { finals, lost: null };
   }
 
   private writeBlock(block: Buffer): Promise<void> {
@@ -340,6 +386,11 @@ export class SmtpConnection {
   /** RSET before reusing the connection; false when the connection is no good any more. */
   async reset(): Promise<boolean> {
     if (this.broken) return false;
+    if (this.replies.length > 0 || this.reader.buffered > 0) {
+      // replies nobody asked for: every later reply would be matched to the wrong command
+      this.close();
+      return false;
+    }
     try {
       const r = await this.command('RSET', 'after RSET');
       if (r.code === 250) return true;
@@ -379,6 +430,8 @@ function connectErrorText(err: NodeJS.ErrnoException): string {
     case 'EHOSTUNREACH': return 'No route to host';
     case 'ENETUNREACH': return 'Network is unreachable';
     case 'ECONNRESET': return 'Connection reset by peer';
+    case 'ENOENT': return 'No such file or directory';
+    case 'EACCES': return 'Permission denied';
     default: return err.message;
   }
 }

@@ -25,6 +25,30 @@ test('destinations: MX forms and [host] forms, with and without smtp: and ports'
   }
 });
 
+test('LMTP destinations: [host]:port, host:port (never MX), inet:, unix:/path, default port 24', () => {
+  assert.deepEqual(parseDestination('lmtp:[10.0.0.5]:2424', 25), { kind: 'lmtp', host: '10.0.0.5', port: 2424 });
+  assert.deepEqual(parseDestination('lmtp:[Mailstore.Example]', 25), { kind: 'lmtp', host: 'mailstore.example', port: 24 });
+  assert.deepEqual(parseDestination('LMTP:mailstore.example:2424', 25), { kind: 'lmtp', host: 'mailstore.example', port: 2424 });
+  assert.deepEqual(parseDestination('lmtp:mailstore.example', 25, 2003), { kind: 'lmtp', host: 'mailstore.example', port: 2003 });
+  assert.deepEqual(parseDestination('lmtp:inet:[::1]:24', 25), { kind: 'lmtp', host: '::1', port: 24 });
+  assert.deepEqual(parseDestination('lmtp:unix:/run/cartero/lmtp', 25), { kind: 'lmtp-unix', path: '/run/cartero/lmtp' });
+  assert.deepEqual(literalTarget({ kind: 'lmtp-unix', path: '/run/l' }), { host: 'localhost', address: '/run/l', port: 0, preference: 0, path: '/run/l' });
+  assert.deepEqual(literalTarget({ kind: 'lmtp', host: '::1', port: 24 }), { host: '::1', address: '::1', port: 24, preference: 0 });
+  assert.equal(literalTarget({ kind: 'lmtp', host: 'mailstore.example', port: 24 }), null);
+  assert.equal(relayName({ host: 'localhost', address: '/run/l', port: 0, path: '/run/l' }), 'localhost[/run/l]');
+  const bad = [
+    'lmtp:', 'lmtp:inet:', 'lmtp:unix:', 'lmtp:unix:relative/path', 'lmtp:unix:/a\0b', 'lmtp:unix:/a\r\nRSET', `lmtp:unix:/${'a'.repeat(107)}`,
+    'lmtp:[10.0.0.5]:0', 'lmtp:[x]:70000', 'lmtp:a b', 'lmtp:a:b:c', 'lmtp:smtp:host', 'lmtp:lmtp:host', 'lmtp:exa$mple.org',
+  ];
+  for (const b of bad) {
+    const d = parseDestination(b, 25);
+    assert.equal(d.kind, 'invalid', b);
+    assert.match((d as { reason: string }).reason, /^bad LMTP destination "[^\r\n\0]*": \S/, b);
+  }
+  // the longest path sun_path takes
+  assert.equal(parseDestination(`lmtp:unix:/${'a'.repeat(106)}`, 25).kind, 'lmtp-unix');
+});
+
 test('NXDOMAIN → permanent; temporary DNS trouble → temporary', () => {
   const n = mxHosts('gone.test', nx, first);
   assert.deepEqual(n, { kind: 'permanent', reason: 'Host or domain name not found. Name service error for name=gone.test type=MX: Host not found' });

@@ -11,7 +11,11 @@ export type Destination =
   /** look up MX records of `domain` */
   | { kind: 'mx'; domain: string; port: number }
   /** `[host]:port`: no MX lookup; `host` is a name to resolve or an IP address */
-  | { kind: 'host'; host: string; port: number };
+  | { kind: 'host'; host: string; port: number }
+  /** `lmtp:[host]:port` or `lmtp:host:port`: LMTP (RFC 2033), A/AAAA lookup only, never MX */
+  | { kind: 'lmtp'; host: string; port: number }
+  /** `lmtp:unix:/path`: LMTP over a Unix domain socket */
+  | { kind: 'lmtp-unix'; path: string };
 
 export type Failure = { kind: 'permanent' | 'temporary'; reason: string };
 
@@ -20,6 +24,8 @@ export interface Target {
   address: string;
   port: number;
   preference: number;
+  /** a Unix domain socket to connect to instead of address:port (`lmtp:unix:/path`) */
+  path?: string;
 }
 
 export interface SelfIdentity {
@@ -31,12 +37,18 @@ export interface SelfIdentity {
 
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/;
 
+/** sun_path holds 108 octets on Linux, the terminating NUL included */
+export const UNIX_PATH_LIMIT = 107;
+
 /**
  * Parses a transport destination: `smtp:example.org`, `smtp:example.org:2525` (MX lookup),
  * `smtp:[mx.example.org]:2525`, `smtp:[127.0.0.5]:2525`, `smtp:[::1]:25` (no MX lookup); the `smtp:`
- * prefix is optional (relayhost values). Returns a reason string for anything else.
+ * prefix is optional (relayhost values). LMTP: `lmtp:[host]:port`, `lmtp:host:port` (both without MX
+ * lookup, `lmtpPort` when no port is given), `lmtp:inet:…` (Postfix's spelling) and `lmtp:unix:/path`.
+ * Returns a reason string for anything else.
  */
-export function parseDestination(text: string, defaultPort: number): Destination | { kind: 'invalid'; reason: string } {
+export function parseDestination(text: string, defaultPort: number, lmtpPort = 24): Destination | { kind: 'invalid'; reason: string } {
+  if (/^\s*lmtp:/i.test(text)) return parseLmtpDestination(text, lmtpPort);
   const bad = (why: string) => ({ kind: 'invalid' as const, reason: `bad SMTP destination "${text.slice(0, 100)}": ${why}` });
   let s = text.trim();
   if (/^smtp:/i.test(s)) s = s.slice(5);
@@ -66,6 +78,27 @@ export function parseDestination(text: string, defaultPort: number): Destination
   const domain = normalizeName(m[1] ?? '');
   if (!HOSTNAME.test(domain)) return bad('domain name');
   return { kind: 'mx', domain, port: p };
+}
+
+function parseLmtpDestination(text: string, lmtpPort: number): Destination | { kind: 'invalid'; reason: string } {
+  const bad = (why: string) => ({ kind: 'invalid' as const, reason: `bad LMTP destination "${text.slice(0, 100).replace(/[\x00-\x1f\x7f]/g, '?')}": ${why}` });
+  let s = text.trim().slice(5);
+  if (/^unix:/i.test(s)) {
+    const path = s.slice(5);
+    if (!path.startsWith('/')) return bad('the socket path must be absolute');
+    if (/[\x00-\x1f\x7f]/.test(path)) return bad('control characters in the socket path');
+    if (Buffer.byteLength(path) > UNIX_PATH_LIMIT) return bad(`socket path longer than ${UNIX_PATH_LIMIT} octets`);
+    return { kind: 'lmtp-unix', path };
+  }
+  if (/^inet:/i.test(s)) s = s.slice(5);
+  if (s === '') return bad('no host');
+  if (/^(?:smtp|lmtp):/i.test(s)) return bad('syntax');
+  // the SMTP syntax, minus MX: `host:port` and `[host]:port` both mean "this host"
+  const d = parseDestination(s, lmtpPort);
+  if (d.kind === 'invalid') return bad(d.reason.slice(d.reason.lastIndexOf(': ') + 2));
+  if (d.kind === 'host') return { kind: 'lmtp', host: d.host, port: d.port };
+  if (d.kind === 'mx') return { kind: 'lmtp', host: d.domain, port: d.port };
+  return bad('syntax');
 }
 
 /** Orders by preference and shuffles each group of equal preference (Fisher–Yates with `random`). */
@@ -163,10 +196,12 @@ export function deliveryTargets(domain: string, hosts: readonly ResolvedHost[], 
 
 /** A `[1.2.3.4]:port` destination needs no DNS at all. */
 export function literalTarget(dest: Destination): Target | null {
-  return dest.kind === 'host' && isIP(dest.host) !== 0 ? { host: dest.host, address: dest.host, port: dest.port, preference: 0 } : null;
+  if (dest.kind === 'lmtp-unix') return { host: 'localhost', address: dest.path, port: 0, preference: 0, path: dest.path };
+  if (dest.kind !== 'host' && dest.kind !== 'lmtp') return null;
+  return isIP(dest.host) !== 0 ? { host: dest.host, address: dest.host, port: dest.port, preference: 0 } : null;
 }
 
-/** Postfix's relay= form: `mx1.example.org[127.0.0.5]:25`. */
-export function relayName(t: Pick<Target, 'host' | 'address' | 'port'>): string {
-  return `${t.host}[${t.address}]:${t.port}`;
+/** Postfix's relay= form: `mx1.example.org[127.0.0.5]:25`; a Unix socket: `localhost[/run/cartero/lmtp]`. */
+export function relayName(t: Pick<Target, 'host' | 'address' | 'port' | 'path'>): string {
+  return t.path !== undefined ? `${t.host}[${t.path}]` : `${t.host}[${t.address}]:${t.port}`;
 }
