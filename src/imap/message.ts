@@ -1,8 +1,10 @@
 /*
  * Message bytes and structure for FETCH and SEARCH: the structure stored at delivery (src/mime via
  * store.messages.structures) is preferred; a message stored without one is parsed once per use. Loads
- * in batches so a FETCH of many messages makes few store round trips, and tolerates messages expunged
- * by another session meanwhile (they come back as null and are skipped).
+ * in batches, the messages of a batch at once, so a FETCH or SEARCH of many messages makes few store
+ * round trips (the embedded store carries the requests of one event-loop turn in one message), with a
+ * batch bounded in count and bytes; tolerates messages expunged by another session meanwhile (they
+ * come back as null and are skipped).
  */
 import { deserializeStructure, parseStructure } from '../mime/index.js';
 import type { MessageStructure } from '../mime/types.js';
@@ -76,4 +78,38 @@ export async function loadMessage(
     if (need.structure && !structure) structure = parseStructure(content);
   }
   return { content, structure };
+}
+
+/**
+ * Splits ascending view indexes into batches of at most `maxCount` messages and about `maxBytes` of
+ * content (a single larger message is a batch of its own), using the sizes the view already knows.
+ */
+export function batchesOf(indexes: readonly number[], sizes: readonly number[], maxCount: number, maxBytes: number): number[][] {
+  const out: number[][] = [];
+  let cur: number[] = [];
+  let bytes = 0;
+  for (const i of indexes) {
+    const size = sizes[i] ?? 0;
+    if (cur.length > 0 && (cur.length >= maxCount || bytes + size > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(i);
+    bytes += size;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/** loadMessage for several messages at once (requests issued together); the result is keyed by UID. */
+export async function loadMessages(
+  store: Store,
+  mailboxId: number,
+  uids: readonly number[],
+  need: { content: boolean; structure: boolean },
+  known: ReadonlyMap<number, MessageStructure | null>,
+): Promise<Map<number, LoadedMessage | null>> {
+  const loaded = await Promise.all(uids.map((uid) => loadMessage(store, mailboxId, uid, need, known.get(uid))));
+  return new Map(uids.map((uid, k) => [uid, loaded[k]!]));
 }

@@ -17,6 +17,7 @@ import { closeWith, specFor, type ConnectionHandler, type ConnectionInfo, type L
 import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import type { Store } from '../store/index.js';
+import { HeaderCache } from './header-cache.js';
 import { ImapSession } from './session/session.js';
 import type { ImapLimits, ImapSettings } from './session/types.js';
 
@@ -78,6 +79,7 @@ class Server implements ImapServer {
   private readonly userLimiter: AuthLimiter;
   private readonly authenticate: Authenticator;
   private readonly live = new Map<Duplex, ImapSession>();
+  private readonly headerCache = new HeaderCache();
   private readonly emptied: (() => void)[] = [];
   private draining = false;
 
@@ -114,6 +116,9 @@ class Server implements ImapServer {
     const log = this.options.logger.child({ proto: 'imap', client: conn.client, session: conn.id });
     if (this.draining) return closeWith(socket, '* BYE Server shutting down\r\n');
     const { tls: context, limits } = this.shared;
+    // responses are written in pieces (text, literal, text): without this a closing piece waits for
+    // the client's delayed ACK (Nagle), ~40 ms per FETCH of bodies
+    socket.setNoDelay(true);
     const implicit = listener.tls === 'implicit';
     let stream: Duplex = socket;
     if (implicit) {
@@ -138,6 +143,7 @@ class Server implements ImapServer {
         ? { upgradeTls: (plain: Duplex) => handshake(new TLSSocket(plain, { isServer: true, secureContext: context }), this.clock, limits.tlsHandshakeTimeoutMs, null) }
         : {}),
       onClose: () => this.ended(socket),
+      headerCache: this.headerCache,
     });
     this.live.set(socket, session);
     session.start();

@@ -11,6 +11,10 @@ import type { MaildropLock, MaildropLocks } from './lock.js';
 
 export const MAILDROP_NAME = 'INBOX';
 
+/** Read-ahead of RETR: messages and bytes read before they are asked for (see Maildrop.content). */
+export const READ_AHEAD_MESSAGES = 4;
+export const READ_AHEAD_BYTES = 1024 * 1024;
+
 export type Lookup = { kind: 'ok'; meta: MessageMeta } | { kind: 'none' } | { kind: 'deleted' };
 
 export interface Stat {
@@ -46,6 +50,9 @@ export function uidRanges(uids: Iterable<number>): UidRange[] {
 export class Maildrop {
   private readonly marked = new Set<number>();
   private readonly seen = new Set<number>();
+  /** reads started ahead of the client, by UID, with their sizes */
+  private readonly ahead = new Map<number, { read: Promise<Buffer>; size: number }>();
+  private aheadBytes = 0;
   private closed = false;
   /** messages and octets sent by RETR (for the logout line) */
   retrieved = 0;
@@ -107,9 +114,47 @@ export class Maildrop {
     return this.marked.size;
   }
 
-  /** The whole message, read from the store once (verified against its hash there). */
+  /**
+   * The whole message, read from the store once (verified against its hash there). Clients mostly
+   * RETR one message after the other, so the next few (READ_AHEAD_MESSAGES, READ_AHEAD_BYTES) are
+   * read now and the store's round trip overlaps with sending this one. A read-ahead that failed is
+   * simply read again when asked for, so errors are those of a direct read.
+   */
   content(meta: MessageMeta): Promise<Buffer> {
-    return this.store.messages.content(this.mailbox.id, meta.uid);
+    const early = this.ahead.get(meta.uid);
+    let result: Promise<Buffer>;
+    if (early) {
+      this.ahead.delete(meta.uid);
+      this.aheadBytes -= early.size;
+      result = early.read.catch(() => this.read(meta.uid));
+    } else {
+      result = this.read(meta.uid);
+    }
+    this.readAhead(meta.uid);
+    return result;
+  }
+
+  private read(uid: number): Promise<Buffer> {
+    return this.store.messages.content(this.mailbox.id, uid);
+  }
+
+  private readAhead(after: number): void {
+    for (const [uid, early] of this.ahead) {
+      if (uid > after) continue;
+      // the client went back or skipped: what lies behind is not going to be asked for soon
+      this.ahead.delete(uid);
+      this.aheadBytes -= early.size;
+    }
+    let k = lowerIndex(this.messages, after + 1);
+    for (; k < this.messages.length && this.ahead.size < READ_AHEAD_MESSAGES; k++) {
+      const next = this.messages[k]!;
+      if (this.ahead.has(next.uid) || this.marked.has(k + 1)) continue;
+      if (this.ahead.size > 0 && this.aheadBytes + next.size > READ_AHEAD_BYTES) break;
+      const read = this.read(next.uid);
+      read.catch(() => undefined);
+      this.ahead.set(next.uid, { read, size: next.size });
+      this.aheadBytes += next.size;
+    }
   }
 
   /** A RETR was answered in full: count it and remember to set \Seen. */
@@ -149,8 +194,22 @@ export class Maildrop {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.ahead.clear();
+    this.aheadBytes = 0;
     await this.lock.release();
   }
+}
+
+/** Index of the first message whose UID is >= uid (messages are sorted by UID). */
+function lowerIndex(messages: readonly MessageMeta[], uid: number): number {
+  let lo = 0;
+  let hi = messages.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (messages[mid]!.uid < uid) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Looks up the account's INBOX, locks it and takes the snapshot. The lock is released on any failure. */

@@ -7,6 +7,7 @@ import type { Authenticator } from '../../auth/authenticate.js';
 import type { Logger } from '../../log/logger.js';
 import type { ServerClock } from '../../net/clock.js';
 import type { Account, Store } from '../../store/index.js';
+import type { HeaderCache } from '../header-cache.js';
 import type { ParsedCommand } from '../proto/tokens.js';
 import type { MailboxView } from './view.js';
 
@@ -79,6 +80,8 @@ export interface SessionContext {
   readonly authLimiter: AuthLimiter;
   readonly userLimiter: AuthLimiter;
   readonly counters: SessionCounters;
+  /** header values SEARCH looked at, shared by the server's sessions */
+  readonly headerCache: HeaderCache;
   state: ImapState;
   account: Account | null;
   view: MailboxView | null;

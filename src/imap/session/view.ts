@@ -3,9 +3,10 @@
  * MODSEQs, sizes and dates as this session last reported them. Other sessions' changes come from the
  * store's change feed and are folded in by `collect`, which returns the untagged responses to send;
  * expunges stay pending (message numbers unchanged) until the session may announce them. Kept in
- * parallel arrays so a 100,000-message mailbox costs a few MB and lookups are binary searches.
+ * parallel arrays filled from the store's compact index (each distinct flag set one shared, never
+ * mutated array), so a 100,000-message mailbox costs a few MB and lookups are binary searches.
  */
-import type { Mailbox, MessageMeta, Store, UidRange } from '../../store/index.js';
+import type { Mailbox, MessageIndex, Store, UidRange } from '../../store/index.js';
 import { formatSet, lowerBound } from '../proto/sequence.js';
 import { flagList } from '../proto/response.js';
 
@@ -39,10 +40,14 @@ export class MailboxView {
 
   constructor(
     readonly mailbox: Mailbox,
-    metas: MessageMeta[],
+    index: MessageIndex,
     readonly options: ViewOptions,
   ) {
-    for (const m of metas) this.push(m);
+    this.uids = index.uids;
+    this.modseqs = index.modseqs;
+    this.dates = index.internalDates;
+    this.sizes = index.sizes;
+    this.flags = index.flags.map((f) => index.flagSets[f]!);
     this.modseq = mailbox.highestModseq;
     this.uidNext = Math.max(mailbox.uidNext, this.lastUid + 1);
     this.announced = this.uids.length;
@@ -67,12 +72,12 @@ export class MailboxView {
     return m;
   }
 
-  private push(m: MessageMeta): void {
-    this.uids.push(m.uid);
-    this.flags.push(m.flags);
-    this.modseqs.push(m.modseq);
-    this.dates.push(m.internalDate);
-    this.sizes.push(m.size);
+  private push(ix: MessageIndex, k: number): void {
+    this.uids.push(ix.uids[k]!);
+    this.flags.push(ix.flagSets[ix.flags[k]!]!);
+    this.modseqs.push(ix.modseqs[k]!);
+    this.dates.push(ix.internalDates[k]!);
+    this.sizes.push(ix.sizes[k]!);
   }
 
   /** 0-based index of `uid`, or -1 */
@@ -169,11 +174,11 @@ export class MailboxView {
       lines.push(...MailboxView.expungeLines(this.remove([...this.pendingExpunge]), o.qresync));
     }
     if (newFrom > 0) {
-      const metas = await store.messages.list(this.id, [{ from: Math.max(newFrom, this.lastUid + 1), to: Number.MAX_SAFE_INTEGER }]);
-      for (const m of metas) {
-        if (m.uid <= this.lastUid) continue;
-        this.push(m);
-        if (m.modseq > this.modseq) this.modseq = m.modseq;
+      const ix = await store.messages.index(this.id, [{ from: Math.max(newFrom, this.lastUid + 1), to: Number.MAX_SAFE_INTEGER }]);
+      for (let k = 0; k < ix.uids.length; k++) {
+        if (ix.uids[k]! <= this.lastUid) continue;
+        this.push(ix, k);
+        if (ix.modseqs[k]! > this.modseq) this.modseq = ix.modseqs[k]!;
       }
       this.uidNext = Math.max(this.uidNext, this.lastUid + 1);
     }

@@ -327,3 +327,29 @@ test('QUIT in AUTHORIZATION closes without touching anything; a wrong password k
   await h.closed;
   assert.equal(h.logs.find((l) => l['msg'] === 'disconnect')?.['status'], 'quit');
 });
+
+test('read-ahead: RETR in order, skipping a DELE, going back and jumping, always returns the right bytes', async () => {
+  const { account, messages } = await mailbox(9);
+  const h = startSession(shared(store));
+  assert.match(await login(h, account), /^\+OK/);
+  assert.equal(await h.client.cmd('DELE 3'), '+OK Message 3 deleted');
+  for (const n of [1, 2, 4, 5, 2, 9, 6, 7, 8, 1]) {
+    const r = await h.client.multi(`RETR ${n}`);
+    assert.ok(r.body.equals(messages[n - 1]!), `RETR ${n} returns message ${n}`);
+  }
+  assert.equal(await h.client.cmd('RETR 3'), '-ERR Message is deleted');
+  assert.equal(await h.client.cmd('QUIT'), '+OK Logging out, 1 message deleted, 8 left');
+});
+
+test('read-ahead: a message expunged by IMAP before its read-ahead says so, like a direct read', async () => {
+  const { account, uids, messages } = await mailbox(4);
+  const inbox = await inboxOf(store, account);
+  const h = startSession(shared(store));
+  assert.match(await login(h, account), /^\+OK/);
+  await store.messages.setFlags(inbox, [{ from: uids[2]!, to: uids[2]! }], 'add', ['\\Deleted']);
+  await store.messages.expunge(inbox, [{ from: uids[2]!, to: uids[2]! }]);
+  assert.ok((await h.client.multi('RETR 2')).body.equals(messages[1]!));
+  assert.equal(await h.client.cmd('RETR 3'), '-ERR Message was removed by another session');
+  assert.ok((await h.client.multi('RETR 4')).body.equals(messages[3]!));
+  assert.equal(await h.client.cmd('QUIT'), '+OK Logging out, 0 messages deleted, 4 left');
+});

@@ -7,7 +7,7 @@
  */
 import { binaryBytes, imapBodyStructure, imapEnvelope, sectionBytes } from '../../../mime/index.js';
 import type { MessageStructure } from '../../../mime/types.js';
-import { loadMessage, storedStructures } from '../../message.js';
+import { batchesOf, loadMessages, storedStructures } from '../../message.js';
 import { formatDateTime } from '../../proto/dates.js';
 import { parseFetchItems, parseFetchModifiers, planOf, type FetchItem, type FetchPlan, type Partial } from '../../proto/fetch.js';
 import { flagList } from '../../proto/response.js';
@@ -17,6 +17,8 @@ import { bad, no, ok, type CommandHandler, type SessionContext, type Tagged } fr
 import type { MailboxView } from '../view.js';
 
 const BATCH = 200;
+/** bytes of message content held at once by one FETCH */
+const BATCH_BYTES = 4 * 1024 * 1024;
 const FLUSH_AT = 256 * 1024;
 
 /** Message indexes (0-based, ascending) named by a sequence-set argument. */
@@ -51,8 +53,9 @@ function fetcher(byUid: boolean): CommandHandler {
       const since = modifiers.changedSince;
       indexes = indexes.filter((i) => view.modseqs[i]! > since);
     }
-    for (let b = 0; b < indexes.length; b += BATCH) {
-      const result = await fetchBatch(ctx, view, indexes.slice(b, b + BATCH), plan);
+    const batches = plan.content ? batchesOf(indexes, view.sizes, BATCH, BATCH_BYTES) : batchesOf(indexes, [], BATCH, 0);
+    for (const batch of batches) {
+      const result = await fetchBatch(ctx, view, batch, plan);
       if (result) return result;
     }
     return ok(`${byUid ? 'UID FETCH' : 'FETCH'} completed`);
@@ -85,6 +88,10 @@ async function fetchBatch(ctx: SessionContext, view: MailboxView, indexes: numbe
     }
   }
   const structures = plan.structure ? await storedStructures(ctx.store, view.id, indexes.map((i) => view.uids[i]!)) : new Map<number, MessageStructure | null>();
+  const loads =
+    plan.content || plan.structure
+      ? await loadMessages(ctx.store, view.id, indexes.map((i) => view.uids[i]!), { content: plan.content, structure: plan.structure }, structures)
+      : null;
   let pending = 0;
   for (const i of indexes) {
     const uid = view.uids[i]!;
@@ -96,8 +103,8 @@ async function fetchBatch(ctx: SessionContext, view: MailboxView, indexes: numbe
       first = false;
     };
     let loaded: { content: Buffer | null; structure: MessageStructure | null } | null = null;
-    if (plan.content || plan.structure) {
-      loaded = await loadMessage(ctx.store, view.id, uid, { content: plan.content, structure: plan.structure }, structures.get(uid));
+    if (loads) {
+      loaded = loads.get(uid) ?? null;
       if (!loaded) continue; // expunged by another session meanwhile
     }
     let flagsSent = false;

@@ -186,8 +186,9 @@ function parseStatusItems(tokens: Token[]): string[] {
 
 async function deletedCount(ctx: SessionContext, box: Mailbox, items: string[]): Promise<number> {
   if (!items.includes('DELETED')) return 0;
-  const metas = await ctx.store.messages.list(box.id);
-  return metas.filter((m) => m.flags.includes('\\Deleted')).length;
+  const index = await ctx.store.messages.index(box.id);
+  const deleted = index.flagSets.map((f) => f.includes('\\Deleted'));
+  return index.flags.filter((f) => deleted[f]).length;
 }
 
 function statusLine(ctx: SessionContext, box: Mailbox, items: string[], deleted: number): string {

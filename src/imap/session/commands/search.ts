@@ -6,7 +6,7 @@
  */
 import { headerValues, sentDate, textContains } from '../../../mime/index.js';
 import type { MessageStructure } from '../../../mime/types.js';
-import { loadMessage, storedStructures } from '../../message.js';
+import { batchesOf, loadMessages, storedStructures } from '../../message.js';
 import { dayOf } from '../../proto/dates.js';
 import { needsContent, parseSearch, usesModseq, type SearchKey } from '../../proto/search.js';
 import { formatSet, resolveAgainst, resolveSeqIndexes, type SequenceSet } from '../../proto/sequence.js';
@@ -14,12 +14,39 @@ import { imapString } from '../../proto/response.js';
 import { no, ok, type CommandHandler, type SessionContext } from '../types.js';
 import type { MailboxView } from '../view.js';
 
-const BATCH = 100;
+const BATCH = 200;
+const BATCH_BYTES = 4 * 1024 * 1024;
 
 interface Candidate {
   index: number;
   content: Buffer | null;
   structure: MessageStructure | null;
+  /** the message's decoded, lowercased values of a header field; null when unknown */
+  header(field: string): readonly string[] | null;
+}
+
+const noHeaders = (): null => null;
+
+/** Header fields the key looks at, and whether it needs more of the message than those. */
+function headerNeeds(key: SearchKey, fields: Set<string>): boolean {
+  switch (key.k) {
+    case 'header':
+      fields.add(key.field.toLowerCase());
+      return false;
+    case 'body':
+    case 'text':
+      return true;
+    case 'date':
+      return key.which === 'sent';
+    case 'not':
+      return headerNeeds(key.key, fields);
+    case 'or':
+      return headerNeeds(key.a, fields) || headerNeeds(key.b, fields);
+    case 'and':
+      return key.keys.map((k) => headerNeeds(k, fields)).some(Boolean);
+    default:
+      return false;
+  }
 }
 
 function inSet(view: MailboxView, set: SequenceSet, index: number, byUid: boolean, cache: Map<SequenceSet, Set<number>>): boolean {
@@ -31,10 +58,6 @@ function inSet(view: MailboxView, set: SequenceSet, index: number, byUid: boolea
     cache.set(set, members);
   }
   return members.has(index);
-}
-
-function contains(haystack: string, needle: string): boolean {
-  return haystack.toLowerCase().includes(needle.toLowerCase());
 }
 
 function matches(key: SearchKey, view: MailboxView, c: Candidate, cache: Map<SequenceSet, Set<number>>): boolean {
@@ -67,10 +90,11 @@ function matches(key: SearchKey, view: MailboxView, c: Candidate, cache: Map<Seq
       return key.op === 'before' ? day < key.day : key.op === 'on' ? day === key.day : day >= key.day;
     }
     case 'header': {
-      if (!c.content || !c.structure) return false;
-      const values = headerValues(c.content, c.structure, key.field);
+      const values = c.header(key.field);
+      if (values === null) return false;
       if (key.value === '') return values.length > 0;
-      return values.some((v) => contains(v, key.value));
+      const needle = key.value.toLowerCase();
+      return values.some((v) => v.includes(needle));
     }
     case 'body':
       return !!c.content && !!c.structure && textContains(c.content, c.structure, key.value, 'body');
@@ -98,19 +122,43 @@ function searcher(byUid: boolean): CommandHandler {
     const hits: number[] = [];
     if (!needsContent(search.key)) {
       for (let i = 0; i < view.count; i++) {
-        if (matches(search.key, view, { index: i, content: null, structure: null }, cache)) hits.push(i);
+        if (matches(search.key, view, { index: i, content: null, structure: null, header: noHeaders }, cache)) hits.push(i);
       }
     } else {
-      for (let b = 0; b < view.count; b += BATCH) {
-        const batch: number[] = [];
-        for (let i = b; i < Math.min(view.count, b + BATCH); i++) batch.push(i);
-        const structures = await storedStructures(ctx.store, view.id, batch.map((i) => view.uids[i]!));
+      // header-only searches answer from the server's header cache where it has every field
+      const fields = new Set<string>();
+      const wholeMessage = headerNeeds(search.key, fields);
+      const headerCache = ctx.headerCache;
+      const cached = (uid: number) => (field: string) => headerCache.get(view.id, field, uid) ?? null;
+      const all = Array.from({ length: view.count }, (_, i) => i);
+      for (const batch of batchesOf(all, view.sizes, BATCH, BATCH_BYTES)) {
+        const toLoad: number[] = [];
         for (const i of batch) {
-          const loaded = await loadMessage(ctx.store, view.id, view.uids[i]!, { content: true, structure: true }, structures.get(view.uids[i]!));
-          if (!loaded) continue;
-          if (matches(search.key, view, { index: i, ...loaded }, cache)) hits.push(i);
+          const uid = view.uids[i]!;
+          if (wholeMessage || [...fields].some((f) => headerCache.get(view.id, f, uid) === undefined)) toLoad.push(i);
+          else if (matches(search.key, view, { index: i, content: null, structure: null, header: cached(uid) }, cache)) hits.push(i);
+        }
+        if (toLoad.length === 0) continue;
+        const uids = toLoad.map((i) => view.uids[i]!);
+        const structures = await storedStructures(ctx.store, view.id, uids);
+        const loaded = await loadMessages(ctx.store, view.id, uids, { content: true, structure: true }, structures);
+        for (const i of toLoad) {
+          const uid = view.uids[i]!;
+          const m = loaded.get(uid);
+          if (!m || !m.content || !m.structure) continue;
+          const { content, structure } = m;
+          const header = (field: string): readonly string[] => {
+            const known = headerCache.get(view.id, field, uid);
+            if (known) return known;
+            const values = headerValues(content, structure, field).map((v) => v.toLowerCase());
+            headerCache.set(view.id, field, uid, values);
+            return values;
+          };
+          for (const f of fields) header(f);
+          if (matches(search.key, view, { index: i, content, structure, header }, cache)) hits.push(i);
         }
       }
+      hits.sort((a, b) => a - b);
     }
     const values = hits.map((i) => (byUid ? view.uids[i]! : i + 1));
     const maxModseq = modseq && hits.length > 0 ? Math.max(...hits.map((i) => view.modseqs[i]!)) : null;

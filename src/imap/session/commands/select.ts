@@ -1,7 +1,7 @@
 /*
  * Entering and leaving a mailbox: SELECT/EXAMINE (with CONDSTORE and QRESYNC parameters, RFC 7162),
  * CLOSE, UNSELECT (RFC 3691), EXPUNGE and UID EXPUNGE (RFC 4315). SELECT builds the session's view from
- * message metadata only (never bodies), so a 100,000-message mailbox opens in one list() call.
+ * message metadata only (never bodies), so a 100,000-message mailbox opens in one compact index() call.
  */
 import { parseSequenceSet, formatSet, resolveAgainst } from '../../proto/sequence.js';
 import { flagList } from '../../proto/response.js';
@@ -63,10 +63,10 @@ function opener(readOnly: boolean): (ctx: SessionContext, cmd: { args: import('.
     const box = await ctx.store.mailboxes.get(account.id, name);
     if (!box) return no('No such mailbox', 'NONEXISTENT');
     // get() before list(): whatever changes in between is folded in again, harmlessly, by the next sync
-    const metas = await ctx.store.messages.list(box.id);
-    const view = new MailboxView(box, metas, { readOnly });
+    const index = await ctx.store.messages.index(box.id);
+    const view = new MailboxView(box, index, { readOnly });
     const keywords = new Set<string>();
-    for (const f of view.flags) for (const k of f) if (!k.startsWith('\\')) keywords.add(k);
+    for (const f of index.flagSets) for (const k of f) if (!k.startsWith('\\')) keywords.add(k);
     const flags = [...SYSTEM_FLAGS, ...keywords];
     ctx.send(`* FLAGS ${flagList(flags)}\r\n`);
     ctx.send(`* ${view.count} EXISTS\r\n`);
