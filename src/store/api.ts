@@ -176,6 +176,27 @@ export interface QueueCounts {
   due: number;
 }
 
+/** A destination domain whose mail waits (`cartero queue pause`), seen by every node on the store. */
+export interface QueuePause {
+  /** lowercased domain */
+  domain: string;
+  /** who paused it, e.g. "alice (pid 4242) on mx1" */
+  by: string;
+  since: number;
+}
+
+/** One administrative action on the queue, kept so that every node's admin can see who did what. */
+export interface QueueAdminRecord {
+  at: number;
+  /** who did it, e.g. "alice (pid 4242) on mx1" or "smtp 192.0.2.7" */
+  actor: string;
+  /** hold, release, requeue, delete, flush, pause, resume, etrn … */
+  action: string;
+  /** a queue id or a domain */
+  target: string;
+  detail: string | null;
+}
+
 /**
  * The hand-off between receiving and delivering.
  */
@@ -210,6 +231,26 @@ export interface QueueStore {
   counts(now: number): Promise<QueueCounts>;
   /** The message bytes, verified against their hash. throws `not_found`, `corrupt` */
   content(id: string): Promise<Buffer>;
+  /**
+   * Atomic: makes every active entry with a pending recipient in `domain` (with `subdomains`, also in
+   * any subdomain of it) due now, as requeue does (a live lease keeps its expiry). Returns their ids,
+   * oldest first. ETRN, `queue flush DOMAIN`. throws `invalid` for a malformed domain
+   */
+  flushDomain(domain: string, now: number, options?: { subdomains?: boolean }): Promise<string[]>;
+  /**
+   * Atomic and durable: from now on lease() skips entries whose every pending recipient is in `domain`
+   * (entries with other recipients are still leased; the scheduler defers the paused ones). Returns
+   * false, changing nothing, when the domain is already paused. throws `invalid` for a malformed domain
+   */
+  pause(domain: string, by: string, now: number): Promise<boolean>;
+  /** Atomic: lifts the pause and makes the domain's entries due now (as flushDomain); returns their ids. throws `not_found` when not paused */
+  resume(domain: string, now: number): Promise<string[]>;
+  /** paused domains, sorted by domain */
+  pauses(): Promise<QueuePause[]>;
+  /** Durable: appends one record to the admin log (it outlives the entry it names). */
+  recordAdmin(record: QueueAdminRecord): Promise<void>;
+  /** The admin log in time order, only records naming `target` when given; `limit` keeps the newest ones. */
+  adminLog(filter?: { target?: string; limit?: number }): Promise<QueueAdminRecord[]>;
 }
 
 // ---------------------------------------------------------------- mailboxes and messages
@@ -237,6 +278,16 @@ export interface MessageMeta {
   internalDate: number;
   size: number;
   blobId: BlobId;
+}
+
+/** Parallel arrays, one entry per message; message k has the flags `flagSets[flags[k]]`. */
+export interface MessageIndex {
+  uids: number[];
+  modseqs: number[];
+  internalDates: number[];
+  sizes: number[];
+  flags: number[];
+  flagSets: string[][];
 }
 
 export interface NewMessage {
@@ -306,6 +357,12 @@ export interface MessageStore {
   /** sorted by UID; all messages when `uids` is omitted */
   list(mailboxId: number, uids?: UidRange[]): Promise<MessageMeta[]>;
   /**
+   * The same rows as `list` in a compact, columnar form for views of large mailboxes (IMAP SELECT of
+   * 100,000 messages): no blob ids, and each distinct flag set once. Sorted by UID; all messages when
+   * `uids` is omitted; empty for an unknown mailbox.
+   */
+  index(mailboxId: number, uids?: UidRange[]): Promise<MessageIndex>;
+  /**
    * The stored structures, sorted by UID (all messages when `uids` is omitted); `structure` is null for a
    * message stored without one. Copies and moves carry the structure along. [] for an unknown mailbox.
    */
@@ -365,6 +422,93 @@ export interface BlobStore {
   refs(id: BlobId): Promise<number | null>;
 }
 
+// ---------------------------------------------------------------- cluster membership and singleton jobs
+
+/** What a node says about itself when it joins (src/cluster/membership.ts). */
+export interface NodeInfo {
+  /** unique in the cluster (default: the node's hostname); registering it again replaces the old row */
+  name: string;
+  /** the machine's host name */
+  hostname: string;
+  pid: number;
+  /** what this node serves: protocols with listeners, and "delivery" when it runs the scheduler */
+  roles: string[];
+  version: string;
+  /** the node's heartbeat interval, so any reader can tell a dead node without the node's config */
+  heartbeatMs: number;
+}
+
+export interface ClusterNode extends NodeInfo {
+  /** random per registration: a heartbeat from an older registration under the same name is refused */
+  incarnation: string;
+  startedAt: number;
+  lastHeartbeat: number;
+}
+
+/** A singleton job and the node whose lock session holds it (node null: nobody holds it now). */
+export interface JobHolder {
+  job: string;
+  node: string | null;
+  /** when the holder took it */
+  since: number | null;
+}
+
+/**
+ * Locks of singleton jobs, held by one session: on PostgreSQL a dedicated connection holding
+ * session-level advisory locks, so the locks of a dead node go away with its connection; on the
+ * embedded store (one node) every lock is granted to the local node.
+ */
+export interface JobLocks {
+  /** true when this session holds (or has just taken) the job's lock; false when another holds it */
+  tryAcquire(job: string, now: number): Promise<boolean>;
+  release(job: string): Promise<void>;
+  /** Proves the session is alive, and with it every lock it holds; throws `unavailable` when it is lost. */
+  check(): Promise<void>;
+  /** Ends the session: every lock it held is released. Never throws. */
+  close(): Promise<void>;
+}
+
+/** The database's own view, for `cartero cluster status` (PostgreSQL only). */
+export interface DatabaseView {
+  version: string;
+  /** the server we are connected to */
+  server: string;
+  /** true on a standby */
+  inRecovery: boolean;
+  readOnly: boolean;
+  synchronousCommit: string;
+  synchronousStandbyNames: string;
+  /** on a primary: its standbys as pg_stat_replication shows them (empty when none or not visible) */
+  replicas: { name: string; clientAddr: string | null; state: string | null; syncState: string | null; replayLagMs: number | null; replayLagBytes: number | null }[];
+  /** on a standby: how far replay is behind the last transaction received (ms), when known */
+  replayDelayMs: number | null;
+}
+
+/**
+ * The node registry, lease holders and singleton job locks. Each method is atomic.
+ * A node is alive while its last heartbeat is recent; readers judge that from `heartbeatMs`.
+ */
+export interface ClusterStore {
+  /** Inserts the node, or replaces the row of the same name (a restarted node); returns it with a new incarnation. */
+  register(node: NodeInfo, now: number): Promise<ClusterNode>;
+  /** throws `not_found` when the row is gone (pruned), `conflict` when another registration replaced it */
+  heartbeat(name: string, incarnation: string, now: number): Promise<void>;
+  /** removes the row if it is still this incarnation's (graceful stop) */
+  deregister(name: string, incarnation: string): Promise<void>;
+  /** sorted by name */
+  nodes(): Promise<ClusterNode[]>;
+  /** removes nodes whose last heartbeat is older than `before`; returns their names */
+  prune(before: number): Promise<string[]>;
+  /** live queue leases (expiring after `now`) counted by lease owner, sorted by owner */
+  leases(now: number): Promise<{ owner: string; count: number }[]>;
+  /** every job ever locked, with its current holder, sorted by job */
+  jobHolders(): Promise<JobHolder[]>;
+  /** opens a lock session for `node`; throws `unavailable` when the database cannot be reached */
+  openJobLocks(node: string): Promise<JobLocks>;
+  /** null on the embedded store */
+  database(): Promise<DatabaseView | null>;
+}
+
 // ---------------------------------------------------------------- the store
 
 export type BackendName = 'embedded' | 'postgres';
@@ -377,6 +521,7 @@ export interface Store {
   readonly messages: MessageStore;
   readonly changes: ChangeFeed;
   readonly blobs: BlobStore;
+  readonly cluster: ClusterStore;
   /** Applies pending schema migrations; returns the versions applied. Idempotent. */
   migrate(): Promise<number[]>;
   /** Checks the store is reachable and writable (health checks). */

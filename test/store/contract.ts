@@ -280,6 +280,73 @@ export function runStoreContract(name: string, open: Open): void {
         await rejectsKind(store.queue.remove(a.id), 'not_found');
         assert.equal((await store.queue.list({ limit: 10 })).length, 1);
       });
+
+      t('flushDomain makes entries with a pending recipient in the domain due now; @domain form takes subdomains', async ({ store }) => {
+        const later = T0 + 999_999;
+        const a = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('u@Relay.TEST'), content: message('a'), dueAt: later }, T0);
+        const b = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('v@other.test', 'w@relay.test'), content: message('b'), dueAt: later }, T0 + 1);
+        const c = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('x@mx.relay.test'), content: message('c'), dueAt: later }, T0 + 2);
+        const d = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('"y@relay.test"@evil.test', 'z@notrelay.test'), content: message('d'), dueAt: later }, T0 + 3);
+        const held = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('h@relay.test'), content: message('e'), hold: true }, T0 + 4);
+        assert.deepEqual(await store.queue.flushDomain('RELAY.test.', T0 + 10), [a.id, b.id]);
+        assert.equal((await store.queue.get(a.id))?.dueAt, T0 + 10);
+        assert.equal((await store.queue.get(c.id))?.dueAt, later, 'a subdomain is not the domain');
+        assert.equal((await store.queue.get(d.id))?.dueAt, later, 'a quoted local part is not the domain');
+        assert.equal((await store.queue.get(held.id))?.state, 'held');
+        assert.deepEqual(await store.queue.flushDomain('relay.test', T0 + 20, { subdomains: true }), [a.id, b.id, c.id]);
+        assert.deepEqual(await store.queue.flushDomain('nothing.test', T0 + 20), []);
+        // a recipient already done does not count
+        const [l] = await store.queue.lease({ owner: 'n', limit: 1, leaseMs: 1000, now: T0 + 30 });
+        assert.equal(l?.entry.id, a.id);
+        await store.queue.complete(a.id, l!.token, [{ recipientId: l!.entry.recipients[0]!.id, outcome: 'done' }], T0 + 31);
+        const [lb] = await store.queue.lease({ owner: 'n', limit: 1, leaseMs: 1000, now: T0 + 32 });
+        assert.equal(lb?.entry.id, b.id);
+        const w = lb!.entry.recipients.find((r) => r.address === 'w@relay.test')!;
+        const v = lb!.entry.recipients.find((r) => r.address === 'v@other.test')!;
+        await store.queue.complete(b.id, lb!.token, [{ recipientId: w.id, outcome: 'done' }, { recipientId: v.id, outcome: 'deferred', reason: 'x', retryAt: later }], T0 + 33);
+        assert.deepEqual(await store.queue.flushDomain('relay.test', T0 + 40), []);
+        for (const bad of ['', 'a b.test', "x.test'; --", '%.test', '@relay.test']) await rejectsKind(store.queue.flushDomain(bad, T0), 'invalid');
+      });
+
+      t('pause keeps entries bound only for the paused domain from lease; resume makes them due now', async ({ store }) => {
+        const only = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('a@paused.test', 'b@PAUSED.test'), content: message('a') }, T0);
+        const mixed = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('c@paused.test', 'd@free.test'), content: message('b') }, T0 + 1);
+        const sub = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('e@sub.paused.test'), content: message('c') }, T0 + 2);
+        assert.equal(await store.queue.pause('Paused.TEST', 'alice (pid 1) on h', T0 + 3), true);
+        assert.equal(await store.queue.pause('paused.test', 'bob', T0 + 4), false);
+        assert.deepEqual(await store.queue.pauses(), [{ domain: 'paused.test', by: 'alice (pid 1) on h', since: T0 + 3 }]);
+        const leased = await store.queue.lease({ owner: 'n', limit: 10, leaseMs: 10_000_000, now: T0 + 5 });
+        assert.deepEqual(leased.map((l) => l.entry.id).sort(), [mixed.id, sub.id].sort());
+        assert.equal((await store.queue.get(only.id))?.dueAt, T0, 'a skipped entry is untouched');
+        // the mixed entry's free recipient is done: now it waits for the paused domain too
+        const lm = leased.find((l) => l.entry.id === mixed.id)!;
+        const c = lm.entry.recipients.find((r) => r.address === 'c@paused.test')!;
+        const d = lm.entry.recipients.find((r) => r.address === 'd@free.test')!;
+        await store.queue.complete(mixed.id, lm.token, [{ recipientId: d.id, outcome: 'done' }, { recipientId: c.id, outcome: 'deferred', reason: 'paused', retryAt: T0 + 500_000 }], T0 + 6);
+        assert.equal((await store.queue.lease({ owner: 'n', limit: 10, leaseMs: 1000, now: T0 + 600_000 })).length, 0);
+        await rejectsKind(store.queue.resume('never-paused.test', T0), 'not_found');
+        await rejectsKind(store.queue.pause('bad domain', 'x', T0), 'invalid');
+        assert.deepEqual(await store.queue.resume('PAUSED.test', T0 + 700_000), [only.id, mixed.id]);
+        assert.deepEqual(await store.queue.pauses(), []);
+        assert.equal((await store.queue.get(mixed.id))?.dueAt, T0 + 700_000);
+        const after = await store.queue.lease({ owner: 'n', limit: 10, leaseMs: 1000, now: T0 + 700_000 });
+        assert.deepEqual(after.map((l) => l.entry.id).sort(), [only.id, mixed.id].sort());
+      });
+
+      t('the admin log keeps records in order, by target, newest N with limit, after the entry is gone', async ({ store }) => {
+        const { id } = await store.queue.commit({ sender: 's@x.test', recipients: rcpts('r@y.test'), content: message('a') }, T0);
+        await store.queue.recordAdmin({ at: T0 + 1, actor: 'alice (pid 1) on h', action: 'hold', target: id, detail: null });
+        await store.queue.recordAdmin({ at: T0 + 2, actor: 'smtp 192.0.2.1', action: 'etrn', target: 'relay.test', detail: '3 entries' });
+        await store.queue.recordAdmin({ at: T0 + 3, actor: 'bob (pid 2) on h', action: 'delete', target: id, detail: 'selected by --sender s@x.test' });
+        await store.queue.remove(id);
+        assert.deepEqual(await store.queue.adminLog({ target: id }), [
+          { at: T0 + 1, actor: 'alice (pid 1) on h', action: 'hold', target: id, detail: null },
+          { at: T0 + 3, actor: 'bob (pid 2) on h', action: 'delete', target: id, detail: 'selected by --sender s@x.test' },
+        ]);
+        assert.deepEqual((await store.queue.adminLog()).map((r) => r.action), ['hold', 'etrn', 'delete']);
+        assert.deepEqual((await store.queue.adminLog({ limit: 2 })).map((r) => r.action), ['etrn', 'delete']);
+        assert.deepEqual(await store.queue.adminLog({ target: 'nothing' }), []);
+      });
     });
 
     describe('mailboxes', () => {
@@ -340,6 +407,30 @@ export function runStoreContract(name: string, open: Open): void {
         assert.deepEqual((await store.messages.list(inbox.id, [{ from: 2, to: Number.MAX_SAFE_INTEGER }])).map((m) => m.uid), [2]);
         await rejectsKind(store.messages.content(inbox.id, 99), 'not_found');
         await rejectsKind(store.messages.append(999_999, { content: m1 }, T0), 'not_found');
+      });
+
+      t('index() holds the rows of list() in columns, each distinct flag set once', async ({ store }) => {
+        const { inbox } = await setupAccount(store);
+        const flagsOf = [['\\Seen'], [], ['\\Seen'], ['\\Flagged', '$Work'], []];
+        for (const [i, flags] of flagsOf.entries()) await store.messages.append(inbox.id, { content: message(`ix${i}`), flags, internalDate: T0 + i }, T0);
+        await store.messages.setFlags(inbox.id, [{ from: 2, to: 2 }], 'add', ['\\Answered']);
+        await store.messages.setFlags(inbox.id, [{ from: 4, to: 4 }], 'add', ['\\Deleted']);
+        await store.messages.expunge(inbox.id);
+        for (const ranges of [undefined, [{ from: 2, to: 4 }], [{ from: 5, to: Number.MAX_SAFE_INTEGER }, { from: 1, to: 1 }]]) {
+          const list = await store.messages.list(inbox.id, ranges);
+          const ix = await store.messages.index(inbox.id, ranges);
+          assert.deepEqual(ix.uids, list.map((m) => m.uid));
+          assert.deepEqual(ix.modseqs, list.map((m) => m.modseq));
+          assert.deepEqual(ix.internalDates, list.map((m) => m.internalDate));
+          assert.deepEqual(ix.sizes, list.map((m) => m.size));
+          assert.deepEqual(ix.flags.map((f) => ix.flagSets[f]), list.map((m) => m.flags));
+          assert.equal(new Set(ix.flagSets.map((s) => JSON.stringify(s))).size, ix.flagSets.length);
+        }
+        const all = await store.messages.index(inbox.id);
+        assert.deepEqual(all.uids, [1, 2, 3, 5]);
+        assert.equal(all.flags[0], all.flags[2]);
+        assert.equal(all.flagSets.length, 3);
+        assert.deepEqual(await store.messages.index(999_999), { uids: [], modseqs: [], internalDates: [], sizes: [], flags: [], flagSets: [] });
       });
 
       t('32 parallel appends get distinct increasing UIDs and a reader never sees a gap', async ({ store }) => {

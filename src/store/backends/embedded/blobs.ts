@@ -5,6 +5,7 @@
  * existence is re-checked here, inside the transaction, so a concurrent collect cannot orphan a row.
  */
 import type { BlobId } from '../../api.js';
+import { sha256 } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { type OpContext, stmt } from './context.js';
 
@@ -36,6 +37,19 @@ export function refExistingBlob(ctx: OpContext, id: BlobId): number {
   return row.size;
 }
 
+/**
+ * A blob's bytes as stored: the inline content, checked against its id here in the worker (a reader
+ * thread, off the event loop of the protocol servers), 'file' when the bytes are in a file (the caller
+ * reads and checks those), null when the blob is unknown.
+ */
+export function blobContent(ctx: OpContext, id: BlobId): Buffer | 'file' | null {
+  const row = stmt(ctx, 'SELECT content FROM blobs WHERE id = ?').get(id) as { content: Buffer | null } | undefined;
+  if (!row) return null;
+  if (row.content === null) return 'file';
+  if (sha256(row.content) !== id) throw new StoreError('corrupt', `blob ${id} does not match its hash`);
+  return row.content;
+}
+
 export function unrefBlob(ctx: OpContext, id: BlobId, count = 1): void {
   stmt(ctx, 'UPDATE blobs SET refcount = MAX(refcount - ?, 0) WHERE id = ?').run(count, id);
 }
@@ -45,11 +59,9 @@ export function blobOps(ctx: OpContext) {
     register(id: BlobId, size: number, now: number, inline: InlineContent): void {
       upsertBlob(ctx, id, size, now, inline, 0);
     },
-    /** The inline bytes, 'file' when the bytes are in a file, null when the blob is unknown. */
+    /** The inline bytes (already checked against the id), 'file' when they are in a file, null when unknown. */
     fetch(id: BlobId): Uint8Array | 'file' | null {
-      const row = stmt(ctx, 'SELECT content FROM blobs WHERE id = ?').get(id) as { content: Buffer | null } | undefined;
-      if (!row) return null;
-      return row.content ?? 'file';
+      return blobContent(ctx, id);
     },
     refs(id: BlobId): number | null {
       const row = stmt(ctx, 'SELECT refcount FROM blobs WHERE id = ?').get(id) as { refcount: number } | undefined;

@@ -3,7 +3,7 @@
  * row inside the single writer's transaction, so they are gap-free to readers. Counters on the mailbox
  * row are updated in the same statement batch as the messages. Bytes are never read here.
  */
-import type { AppendResult, BlobId, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageMeta, Quota, UidRange } from '../../api.js';
+import type { AppendResult, BlobId, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageIndex, MessageMeta, Quota, UidRange } from '../../api.js';
 import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
@@ -162,6 +162,30 @@ export function messageOps(ctx: OpContext) {
     list(mailboxId: number, uids?: UidRange[]): MessageMeta[] {
       return rows(ctx, mailboxId, uids).map(toMeta);
     },
+    index(mailboxId: number, uids?: UidRange[]): MessageIndex {
+      const out: MessageIndex = { uids: [], modseqs: [], internalDates: [], sizes: [], flags: [], flagSets: [] };
+      const seen = new Map<string, number>();
+      const add = (r: [number, number, number, number, string]) => {
+        let f = seen.get(r[4]);
+        if (f === undefined) {
+          f = out.flagSets.push(JSON.parse(r[4]) as string[]) - 1;
+          seen.set(r[4], f);
+        }
+        out.uids.push(r[0]);
+        out.modseqs.push(r[1]);
+        out.internalDates.push(r[2]);
+        out.sizes.push(r[3]);
+        out.flags.push(f);
+      };
+      const cols = 'SELECT uid, modseq, internal_date, size, flags FROM messages WHERE mailbox_id = ?';
+      if (!uids) {
+        for (const r of stmt(ctx, `${cols} ORDER BY uid`).raw(true).iterate(mailboxId)) add(r as [number, number, number, number, string]);
+      } else {
+        const q = stmt(ctx, `${cols} AND uid BETWEEN ? AND ? ORDER BY uid`).raw(true);
+        for (const range of mergeRanges(uids)) for (const r of q.iterate(mailboxId, range.from, range.to)) add(r as [number, number, number, number, string]);
+      }
+      return out;
+    },
     structures(mailboxId: number, uids?: UidRange[]): { uid: number; structure: string | null }[] {
       if (!uids) return stmt(ctx, 'SELECT uid, structure FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as { uid: number; structure: string | null }[];
       const q = stmt(ctx, 'SELECT uid, structure FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid');
@@ -210,6 +234,14 @@ export function messageOps(ctx: OpContext) {
       const r = stmt(ctx, 'SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid = ?').get(mailboxId, uid) as { blob_id: string } | undefined;
       if (!r) throw new StoreError('not_found', `message ${uid} not found in mailbox ${mailboxId}`);
       return r.blob_id;
+    },
+    /** One round trip for messages.content: the blob id with its inline bytes, or 'file' when they live in a file. */
+    contentOf(mailboxId: number, uid: number): { id: BlobId; content: Uint8Array | 'file' } {
+      const r = stmt(ctx, 'SELECT m.blob_id AS id, b.content FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?').get(mailboxId, uid) as
+        | { id: string; content: Buffer | null }
+        | undefined;
+      if (!r) throw new StoreError('not_found', `message ${uid} not found in mailbox ${mailboxId}`);
+      return { id: r.id, content: r.content ?? 'file' };
     },
     quota(accountId: number): Quota {
       const a = stmt(ctx, 'SELECT quota_bytes FROM accounts WHERE id = ?').get(accountId) as { quota_bytes: number | null } | undefined;

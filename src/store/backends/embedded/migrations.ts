@@ -97,6 +97,42 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE messages ADD COLUMN structure TEXT;
   `,
+  // 3: the node registry and singleton job holders (the one node of an embedded store), as on PostgreSQL
+  `
+  CREATE TABLE cluster_nodes (
+    name TEXT PRIMARY KEY,
+    incarnation TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    roles TEXT NOT NULL,
+    version TEXT NOT NULL,
+    heartbeat_ms INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    last_heartbeat INTEGER NOT NULL
+  );
+  CREATE TABLE cluster_jobs (
+    name TEXT PRIMARY KEY,
+    holder_node TEXT,
+    acquired_at INTEGER
+  );
+  `,
+  // 4: paused destination domains (lease() skips their entries) and the queue's admin log
+  `
+  CREATE TABLE queue_pauses (
+    domain TEXT PRIMARY KEY,
+    paused_by TEXT NOT NULL,
+    since INTEGER NOT NULL
+  );
+  CREATE TABLE queue_admin_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT
+  );
+  CREATE INDEX queue_admin_log_target ON queue_admin_log(target, id);
+  `,
 ];
 
 export function migrate(db: Database): number[] {

@@ -3,6 +3,7 @@
  * derives its typed client from this table (rpc.ts), so a renamed operation fails to compile.
  */
 import { blobOps } from './blobs.js';
+import { clusterOps } from './cluster.js';
 import type { OpContext } from './context.js';
 import { directoryOps } from './directory.js';
 import { mailboxOps } from './mailboxes.js';
@@ -24,6 +25,7 @@ export function createOps(ctx: OpContext) {
     mailboxes: mailboxOps(ctx, clock),
     messages: messageOps(ctx),
     blobs: blobOps(ctx),
+    cluster: clusterOps(ctx),
   };
 }
 
@@ -46,15 +48,23 @@ export const READ_OPS: ReadonlySet<string> = new Set([
   'queue.get',
   'queue.list',
   'queue.counts',
+  'queue.pauses',
+  'queue.adminLog',
   'queue.blobOf',
+  'queue.contentOf',
   'mailboxes.get',
   'mailboxes.getById',
   'mailboxes.list',
   'messages.list',
   'messages.structures',
+  'messages.index',
   'messages.blobOf',
+  'messages.contentOf',
   'messages.quota',
   'messages.since',
   'blobs.refs',
   'blobs.fetch',
+  'cluster.nodes',
+  'cluster.leases',
+  'cluster.jobHolders',
 ]);

@@ -1,11 +1,15 @@
 /*
  * Queue operations of the embedded backend. Leasing and completion run in the worker's single
  * writer, so the token check and the state change share one transaction; a stale token is refused
- * with `stale_lease` before anything is written. Never reads or writes message bytes.
+ * with `stale_lease` before anything is written. Message bytes pass through only as blobs: the inline
+ * content of a commit (hashed here, off the event loop, when the caller left its id to us) and the
+ * content read back for delivery in the same round trip as the entry's blob id.
  */
-import type { BlobId, CompleteResult, Lease, LeaseRequest, QueueCounts, QueueEntry, QueueEntryState, QueueRecipientInput, RecipientOutcome } from '../../api.js';
+import type { BlobId, CompleteResult, Lease, LeaseRequest, QueueAdminRecord, QueueCounts, QueueEntry, QueueEntryState, QueuePause, QueueRecipientInput, RecipientOutcome } from '../../api.js';
+import { normalizeDomain } from '../../common.js';
 import { StoreError } from '../../errors.js';
-import { type InlineContent, refBlob, unrefBlob } from './blobs.js';
+import { sha256 } from '../../common.js';
+import { blobContent, type InlineContent, refBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
 
 interface EntryRow {
@@ -37,7 +41,8 @@ export interface CommitRow {
   id: string;
   sender: string;
   recipients: QueueRecipientInput[];
-  blobId: BlobId;
+  /** null: the content is inline and its id is computed here */
+  blobId: BlobId | null;
   size: number;
   inline: InlineContent;
   meta: Record<string, unknown>;
@@ -106,15 +111,42 @@ function recordOutcome(ctx: OpContext, id: string, o: RecipientOutcome): number 
 /** Due now, unless a holder has a live lease: then when it runs out, so the holder is not raced. */
 const DUE_NOW = 'CASE WHEN lease_expires_at > ? THEN lease_expires_at ELSE ? END';
 
+/** Due active entries, oldest due first. */
+const LEASE_ALL = "SELECT * FROM queue WHERE state = 'active' AND due_at <= ? ORDER BY due_at LIMIT ?";
+/** The same, skipping entries whose every pending recipient is in a paused domain (only run while one is paused). */
+const LEASE_UNPAUSED = `SELECT * FROM queue q WHERE q.state = 'active' AND q.due_at <= ?
+  AND (EXISTS (SELECT 1 FROM queue_recipients r WHERE r.queue_id = q.id AND r.state = 'pending'
+                 AND NOT EXISTS (SELECT 1 FROM queue_pauses p WHERE substr(lower(r.address), -(length(p.domain) + 1)) = '@' || p.domain))
+       OR NOT EXISTS (SELECT 1 FROM queue_recipients r WHERE r.queue_id = q.id AND r.state = 'pending'))
+  ORDER BY q.due_at LIMIT ?`;
+/** Active entries with a pending recipient in the domain (suffix "@domain"), or with @sub = 1 in a subdomain (suffix ".domain"). */
+const IN_DOMAIN = `SELECT q.id FROM queue q WHERE q.state = 'active' AND EXISTS (
+    SELECT 1 FROM queue_recipients r WHERE r.queue_id = q.id AND r.state = 'pending'
+       AND (substr(lower(r.address), -length(@at)) = @at OR (@sub = 1 AND substr(lower(r.address), -length(@dot)) = @dot)))
+  ORDER BY q.received_at, q.id`;
+
+function flushIn(ctx: OpContext, domain: string, subdomains: boolean, now: number): string[] {
+  const ids = (stmt(ctx, IN_DOMAIN).all({ at: `@${domain}`, sub: subdomains ? 1 : 0, dot: `.${domain}` }) as { id: string }[]).map((r) => r.id);
+  const upd = stmt(ctx, `UPDATE queue SET due_at = ${DUE_NOW} WHERE id = ?`);
+  for (const id of ids) upd.run(now, now, id);
+  return ids;
+}
+
 export function queueOps(ctx: OpContext) {
   return {
-    commit(c: CommitRow): void {
-      refBlob(ctx, c.blobId, c.size, c.now, c.inline);
+    /** Returns the blob id (computed from the inline content when the request had none). */
+    commit(c: CommitRow): BlobId {
+      let blobId = c.blobId;
+      if (blobId === null) {
+        if (c.inline === null) throw new StoreError('invalid', 'a commit without a blob id needs inline content');
+        blobId = sha256(Buffer.from(c.inline.buffer, c.inline.byteOffset, c.inline.byteLength));
+      }
+      refBlob(ctx, blobId, c.size, c.now, c.inline);
       stmt(ctx, 'INSERT INTO queue (id, sender, meta, blob_id, size, received_at, state, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
         c.id,
         c.sender,
         JSON.stringify(c.meta),
-        c.blobId,
+        blobId,
         c.size,
         c.now,
         c.hold ? 'held' : 'active',
@@ -122,12 +154,11 @@ export function queueOps(ctx: OpContext) {
       );
       const ins = stmt(ctx, "INSERT INTO queue_recipients (queue_id, address, orcpt, notify, state) VALUES (?, ?, ?, ?, 'pending')");
       for (const r of c.recipients) ins.run(c.id, r.address, r.orcpt ?? null, r.notify ? JSON.stringify(r.notify) : null);
+      return blobId;
     },
     lease(req: LeaseRequest): Lease[] {
-      const rows = stmt(ctx, "SELECT * FROM queue WHERE state = 'active' AND due_at <= ? ORDER BY due_at LIMIT ?").all(
-        req.now,
-        req.limit,
-      ) as EntryRow[];
+      const paused = stmt(ctx, 'SELECT 1 FROM queue_pauses LIMIT 1').get() !== undefined;
+      const rows = stmt(ctx, paused ? LEASE_UNPAUSED : LEASE_ALL).all(req.now, req.limit) as EntryRow[];
       const expiresAt = req.now + req.leaseMs;
       const upd = stmt(
         ctx,
@@ -194,8 +225,41 @@ export function queueOps(ctx: OpContext) {
                 COALESCE(SUM(lease_expires_at > ?), 0) AS leased, COALESCE(SUM(state = 'active' AND due_at <= ?), 0) AS due FROM queue`,
       ).get(now, now) as QueueCounts;
     },
+    flushDomain(domain: string, now: number, options: { subdomains?: boolean } = {}): string[] {
+      return flushIn(ctx, normalizeDomain(domain), options.subdomains === true, now);
+    },
+    pause(domain: string, by: string, now: number): boolean {
+      const d = normalizeDomain(domain);
+      return stmt(ctx, 'INSERT INTO queue_pauses (domain, paused_by, since) VALUES (?, ?, ?) ON CONFLICT (domain) DO NOTHING').run(d, by, now).changes === 1;
+    },
+    resume(domain: string, now: number): string[] {
+      const d = normalizeDomain(domain);
+      if (stmt(ctx, 'DELETE FROM queue_pauses WHERE domain = ?').run(d).changes === 0) throw new StoreError('not_found', `${d} is not paused`);
+      return flushIn(ctx, d, false, now);
+    },
+    pauses(): QueuePause[] {
+      return stmt(ctx, 'SELECT domain, paused_by AS "by", since FROM queue_pauses ORDER BY domain').all() as QueuePause[];
+    },
+    recordAdmin(r: QueueAdminRecord): void {
+      stmt(ctx, 'INSERT INTO queue_admin_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)').run(r.at, r.actor, r.action, r.target, r.detail);
+    },
+    adminLog(filter: { target?: string; limit?: number } = {}): QueueAdminRecord[] {
+      return stmt(
+        ctx,
+        `SELECT at, actor, action, target, detail FROM (
+           SELECT * FROM queue_admin_log WHERE @target IS NULL OR target = @target ORDER BY id DESC LIMIT @limit
+         ) ORDER BY id`,
+      ).all({ target: filter.target ?? null, limit: filter.limit ?? -1 }) as QueueAdminRecord[];
+    },
     blobOf(id: string): BlobId {
       return entryRow(ctx, id).blob_id;
+    },
+    /** The entry's blob id and bytes in one round trip (blobContent: inline and checked, or 'file'). */
+    contentOf(id: string): { blobId: BlobId; content: Uint8Array | 'file' } {
+      const blobId = entryRow(ctx, id).blob_id;
+      const content = blobContent(ctx, blobId);
+      if (content === null) throw new StoreError('not_found', `blob ${blobId} not found`);
+      return { blobId, content };
     },
   };
 }

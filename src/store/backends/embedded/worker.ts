@@ -11,6 +11,7 @@ import { StoreError } from '../../errors.js';
 import { BlobFiles } from './blobfiles.js';
 import type { OpContext } from './context.js';
 import { createOps, READ_OPS, type Ops } from './ops.js';
+import { transferablesOf } from './transfer.js';
 
 export interface WorkerInit {
   dbPath: string;
@@ -98,7 +99,8 @@ function main(): void {
     const batch = pending;
     pending = [];
     if (init.reader) {
-      port.postMessage({ replies: batch.map((req) => readOne(ops, req)), signals: [] } satisfies FromWorker);
+      const replies = batch.map((req) => readOne(ops, req));
+      port.postMessage({ replies, signals: [] } satisfies FromWorker, transferablesOf(replies));
       return;
     }
     let replies: Reply[] = [];
@@ -122,7 +124,7 @@ function main(): void {
       signals.clear();
       replies = batch.map((req) => toReply(req.id, err));
     }
-    port.postMessage({ replies, signals: [...signals] } satisfies FromWorker);
+    port.postMessage({ replies, signals: [...signals] } satisfies FromWorker, transferablesOf(replies));
     signals.clear();
   };
 

@@ -111,7 +111,7 @@ export class PgChangeFeed implements ChangeFeed {
 
   /** Never rejects: a failure schedules the next attempt. */
   private async connect(reconnect: boolean): Promise<void> {
-    const client = new pg.Client(this.db.clientConfig('cartero-listen'));
+    const client = this.db.newClient('cartero-listen');
     client.on('notification', (n) => this.dispatch(n.payload));
     client.on('error', () => this.lost(client));
     client.on('end', () => this.lost(client));

@@ -7,6 +7,8 @@
  */
 import pg from 'pg';
 import { toStoreError, isRetryable } from './errors.js';
+import { Failover, isConnectionFailure } from './failover.js';
+import { parseMultiHostUrl } from './hosts.js';
 
 export type Row = pg.QueryResultRow;
 
@@ -45,26 +47,43 @@ export type SignalSink = (signals: ReadonlyMap<number, number>) => void;
 
 export class Db {
   readonly pool: pg.Pool;
+  /** set for a URL with several hosts or target_session_attrs (see failover.ts) */
+  readonly failover: Failover | null;
   /** Set by the change feed: receives the signals of each committed transaction (see changes.ts). */
   signalSink: SignalSink | null = null;
   private closed = false;
 
   constructor(readonly options: DbOptions) {
+    const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    const parsed = parseMultiHostUrl(options.url);
+    this.failover = parsed ? new Failover(parsed, { types }, connectTimeoutMs) : null;
     this.pool = new pg.Pool({
-      connectionString: options.url,
+      connectionString: this.failover?.url ?? options.url,
       max: options.poolSize,
       types,
-      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+      connectionTimeoutMillis: connectTimeoutMs,
       application_name: 'cartero',
+      ...(this.failover ? { Client: this.failover.Client } : {}),
     });
     // An idle client whose server went away emits here; without a listener the process would crash.
     // The next query gets a fresh connection and reports its own failure.
-    this.pool.on('error', () => {});
+    this.pool.on('error', () => this.failover?.invalidate());
   }
 
   /** Settings for a connection outside the pool (the LISTEN connection), typed like the pool's. */
   clientConfig(applicationName: string): pg.ClientConfig {
-    return { connectionString: this.options.url, types, connectionTimeoutMillis: this.options.connectTimeoutMs ?? 10_000, application_name: applicationName };
+    return { connectionString: this.failover?.url ?? this.options.url, types, connectionTimeoutMillis: this.options.connectTimeoutMs ?? 10_000, application_name: applicationName };
+  }
+
+  /** A connection outside the pool (LISTEN, job locks) that follows the failover choice like the pool's. */
+  newClient(applicationName: string, extra: pg.ClientConfig = {}): pg.Client {
+    const Client = this.failover?.Client ?? pg.Client;
+    return new Client({ ...this.clientConfig(applicationName), ...extra });
+  }
+
+  /** After a failure: a connection-level one makes the next connection look for the writable server again. */
+  noteFailure(err: unknown): void {
+    if (this.failover && isConnectionFailure(err)) this.failover.invalidate();
   }
 
   async query<R extends Row = Row>(what: string, text: string, params: readonly unknown[] = []): Promise<R[]> {
@@ -72,6 +91,7 @@ export class Db {
       const res = await this.pool.query<R>(text, params as unknown[]);
       return res.rows;
     } catch (err) {
+      this.noteFailure(err);
       throw toStoreError(err, what);
     }
   }
@@ -89,6 +109,7 @@ export class Db {
           await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
           continue;
         }
+        this.noteFailure(err);
         throw toStoreError(err, what);
       }
     }
@@ -97,6 +118,12 @@ export class Db {
   private async once<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: unknown = undefined;
+    // pg-pool listens for errors only on idle clients: a server that goes away between two statements
+    // of this transaction would otherwise be an unhandled 'error' event and end the process
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
     const signals = new Map<number, number>();
     recordedSignals.set(client, signals);
     try {
@@ -111,8 +138,11 @@ export class Db {
       } catch (rollbackErr) {
         broken = rollbackErr;
       }
+      // a read-only server (a demoted primary, a standby) stays one: do not hand this connection out again
+      if (broken === undefined && this.failover && isConnectionFailure(err)) broken = err;
       throw err;
     } finally {
+      client.off('error', onError);
       recordedSignals.delete(client);
       // a connection that failed to roll back is in an unknown state: destroy it rather than reuse it
       client.release(broken === undefined ? undefined : toError(broken));

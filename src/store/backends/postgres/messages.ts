@@ -4,7 +4,7 @@
  * the same transaction, then signals the change (delivered on commit). Never reuses a UID.
  * Errors: `not_found` (mailbox, message), `corrupt` (content), `invalid` (flags).
  */
-import type { AppendResult, CopyResult, FlagOperation, FlagUpdateResult, MessageMeta, MessageStore, NewMessage, Quota, UidRange } from '../../api.js';
+import type { AppendResult, CopyResult, FlagOperation, FlagUpdateResult, MessageIndex, MessageMeta, MessageStore, NewMessage, Quota, UidRange } from '../../api.js';
 import { applyFlagOperation, normalizeFlags, sameFlags, verifyBlob } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { appendMessage } from './append.js';
@@ -70,6 +70,32 @@ export class PgMessages implements MessageStore {
       [mailboxId, lo, hi],
     );
     return rows.map((r) => ({ uid: r.uid, modseq: r.modseq, flags: r.flags, internalDate: r.internal_date, size: r.size, blobId: r.blob_id }));
+  }
+
+  async index(mailboxId: number, uids?: UidRange[]): Promise<MessageIndex> {
+    const out: MessageIndex = { uids: [], modseqs: [], internalDates: [], sizes: [], flags: [], flagSets: [] };
+    if (!validId(mailboxId) || (uids !== undefined && uids.length === 0)) return out;
+    const [lo, hi] = rangeParams(uids);
+    const rows = await this.db.query<Omit<MetaRow, 'blob_id'>>(
+      'messages.index',
+      `SELECT m.uid, m.modseq, m.flags, m.internal_date, m.size FROM messages m ${rangeJoin(2)} WHERE m.mailbox_id = $1 ORDER BY m.uid`,
+      [mailboxId, lo, hi],
+    );
+    const seen = new Map<string, number>();
+    for (const r of rows) {
+      const key = r.flags.join('\0');
+      let f = seen.get(key);
+      if (f === undefined) {
+        f = out.flagSets.push(r.flags) - 1;
+        seen.set(key, f);
+      }
+      out.uids.push(r.uid);
+      out.modseqs.push(r.modseq);
+      out.internalDates.push(r.internal_date);
+      out.sizes.push(r.size);
+      out.flags.push(f);
+    }
+    return out;
   }
 
   async structures(mailboxId: number, uids?: UidRange[]): Promise<{ uid: number; structure: string | null }[]> {

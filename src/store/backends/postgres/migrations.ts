@@ -132,6 +132,45 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE messages ADD COLUMN structure TEXT;
   `,
+  // 3: cluster membership (one row per node name, replaced when a node registers again) and the
+  // singleton jobs: the advisory lock key of each and who took it last (pg_locks says whether it still holds it)
+  `
+  CREATE TABLE cluster_nodes (
+    name            TEXT COLLATE "C" PRIMARY KEY,
+    incarnation     TEXT NOT NULL,
+    hostname        TEXT NOT NULL,
+    pid             INTEGER NOT NULL,
+    roles           TEXT[] NOT NULL,
+    version         TEXT NOT NULL,
+    heartbeat_ms    INTEGER NOT NULL,
+    started_at      BIGINT NOT NULL,
+    last_heartbeat  BIGINT NOT NULL
+  );
+  CREATE TABLE cluster_jobs (
+    name         TEXT COLLATE "C" PRIMARY KEY,
+    lock_key     INTEGER NOT NULL UNIQUE CHECK (lock_key >= 0),
+    holder_node  TEXT,
+    holder_pid   INTEGER,
+    acquired_at  BIGINT
+  );
+  `,
+  // 4: paused destination domains (lease() skips their entries) and the queue's admin log
+  `
+  CREATE TABLE queue_pauses (
+    domain     TEXT COLLATE "C" PRIMARY KEY,
+    paused_by  TEXT NOT NULL,
+    since      BIGINT NOT NULL
+  );
+  CREATE TABLE queue_admin_log (
+    id      BIGSERIAL PRIMARY KEY,
+    at      BIGINT NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT COLLATE "C" NOT NULL,
+    detail  TEXT
+  );
+  CREATE INDEX queue_admin_log_target ON queue_admin_log (target, id);
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -10,14 +10,16 @@ import type {
   Lease,
   LeaseRequest,
   NewQueueMessage,
+  QueueAdminRecord,
   QueueCounts,
   QueueEntry,
   QueueEntryState,
+  QueuePause,
   QueueRecipient,
   QueueStore,
   RecipientOutcome,
 } from '../../api.js';
-import { newQueueId, sha256, verifyBlob } from '../../common.js';
+import { newQueueId, normalizeDomain, sha256, verifyBlob } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { upsertBlobSql } from './blobs.js';
 import type { Db, Sql } from './db.js';
@@ -81,6 +83,25 @@ async function checkToken(sql: Sql, id: string, token: number): Promise<void> {
   }
 }
 
+/**
+ * Makes active entries with a pending recipient in the domain ($2 = "@domain", or with $3 in a subdomain:
+ * $4 = ".domain") due now ($1), keeping a live lease's expiry; returns their ids, oldest first.
+ */
+async function flushIn(sql: Sql, domain: string, subdomains: boolean, now: number): Promise<string[]> {
+  const rows = (
+    await sql.query<{ id: string; received_at: number }>(
+      `UPDATE queue_entries q SET due_at = CASE WHEN q.lease_expires_at > $1 THEN q.lease_expires_at ELSE $1 END
+        WHERE q.state = 'active' AND EXISTS (
+          SELECT 1 FROM queue_recipients r WHERE r.entry_id = q.id AND r.state = 'pending'
+             AND (right(lower(r.address), length($2)) = $2 OR ($3 AND right(lower(r.address), length($4)) = $4)))
+       RETURNING q.id, q.received_at`,
+      [now, `@${domain}`, subdomains, `.${domain}`],
+    )
+  ).rows;
+  rows.sort((a, b) => a.received_at - b.received_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return rows.map((r) => r.id);
+}
+
 /** When the entry is next due: now for recipients nobody tried, else the earliest retry. */
 function nextDue(outcomes: RecipientOutcome[], untried: number, now: number): number {
   let due = untried > 0 ? now : Infinity;
@@ -135,8 +156,13 @@ export class PgQueue implements QueueStore {
     const rows = await this.db.query<EntryRow & { was_due: number }>(
       'queue.lease',
       `WITH picked AS (
-         SELECT id, due_at FROM queue_entries
+         SELECT id, due_at FROM queue_entries e
           WHERE state = 'active' AND due_at <= $1
+            -- paused destinations (queue pause): skip entries whose every pending recipient is in one
+            AND (NOT EXISTS (SELECT 1 FROM queue_pauses)
+                 OR EXISTS (SELECT 1 FROM queue_recipients r WHERE r.entry_id = e.id AND r.state = 'pending'
+                              AND NOT EXISTS (SELECT 1 FROM queue_pauses p WHERE right(lower(r.address), length(p.domain) + 1) = '@' || p.domain))
+                 OR NOT EXISTS (SELECT 1 FROM queue_recipients r WHERE r.entry_id = e.id AND r.state = 'pending'))
           ORDER BY due_at, id
           LIMIT $2
           FOR UPDATE SKIP LOCKED
@@ -248,6 +274,53 @@ export class PgQueue implements QueueStore {
     const row = rows[0];
     if (!row) throw new StoreError('not_found', `queue entry ${id} not found`);
     return verifyBlob(row.id, row.content);
+  }
+
+  async flushDomain(domain: string, now: number, options: { subdomains?: boolean } = {}): Promise<string[]> {
+    const d = normalizeDomain(domain);
+    return this.db.tx('queue.flushDomain', (sql) => flushIn(sql, d, options.subdomains === true, now));
+  }
+
+  async pause(domain: string, by: string, now: number): Promise<boolean> {
+    const rows = await this.db.query(
+      'queue.pause',
+      'INSERT INTO queue_pauses (domain, paused_by, since) VALUES ($1, $2, $3) ON CONFLICT (domain) DO NOTHING RETURNING 1',
+      [normalizeDomain(domain), by, now],
+    );
+    return rows.length === 1;
+  }
+
+  async resume(domain: string, now: number): Promise<string[]> {
+    const d = normalizeDomain(domain);
+    return this.db.tx('queue.resume', async (sql) => {
+      const gone = (await sql.query('DELETE FROM queue_pauses WHERE domain = $1 RETURNING 1', [d])).rows;
+      if (gone.length === 0) throw new StoreError('not_found', `${d} is not paused`);
+      return flushIn(sql, d, false, now);
+    });
+  }
+
+  async pauses(): Promise<QueuePause[]> {
+    return this.db.query<QueuePause>('queue.pauses', 'SELECT domain, paused_by AS "by", since FROM queue_pauses ORDER BY domain', []);
+  }
+
+  async recordAdmin(r: QueueAdminRecord): Promise<void> {
+    await this.db.query('queue.recordAdmin', 'INSERT INTO queue_admin_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)', [
+      r.at,
+      r.actor,
+      r.action,
+      r.target,
+      r.detail,
+    ]);
+  }
+
+  async adminLog(filter: { target?: string; limit?: number } = {}): Promise<QueueAdminRecord[]> {
+    return this.db.query<QueueAdminRecord>(
+      'queue.adminLog',
+      `SELECT at, actor, action, target, detail FROM (
+         SELECT * FROM queue_admin_log WHERE $1::text IS NULL OR target = $1 ORDER BY id DESC LIMIT $2
+       ) l ORDER BY id`,
+      [filter.target ?? null, filter.limit ?? null],
+    );
   }
 
   private async updateOne(what: string, id: string, text: string, params: unknown[]): Promise<void> {

@@ -4,10 +4,11 @@
  * node can start while the database fails over. Errors are StoreErrors; an unreachable, read-only or
  * standby server is `unavailable`.
  */
-import type { BlobStore, ChangeFeed, DirectoryStore, MailboxStore, MessageStore, QueueStore, Store } from '../../api.js';
+import type { BlobStore, ChangeFeed, ClusterStore, DirectoryStore, MailboxStore, MessageStore, QueueStore, Store } from '../../api.js';
 import { StoreError } from '../../errors.js';
 import { PgBlobs } from './blobs.js';
 import { PgChangeFeed } from './changes.js';
+import { PgCluster } from './cluster.js';
 import { Db } from './db.js';
 import { PgDirectory } from './directory.js';
 import { PgMailboxes } from './mailboxes.js';
@@ -31,6 +32,7 @@ class PgStore implements Store {
   readonly messages: MessageStore;
   readonly changes: ChangeFeed;
   readonly blobs: BlobStore;
+  readonly cluster: ClusterStore;
   private readonly feed: PgChangeFeed;
 
   constructor(private readonly db: Db) {
@@ -41,6 +43,7 @@ class PgStore implements Store {
     this.feed = new PgChangeFeed(db);
     this.changes = this.feed;
     this.blobs = new PgBlobs(db);
+    this.cluster = new PgCluster(db);
   }
 
   migrate(): Promise<number[]> {

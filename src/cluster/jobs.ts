@@ -1,0 +1,51 @@
+/*
+ * The singleton jobs a Cartero cluster runs on one node at a time (see singleton.ts): blob garbage
+ * collection (the work src/store/maintenance.ts does on a single node) and pruning of registry rows of
+ * nodes long dead. Each is a thin call into the store API, safe if two nodes overlap for a moment
+ * (both are transactional deletes of rows nobody uses). Errors propagate to the runner, which logs them.
+ */
+import type { Store } from '../store/api.js';
+import type { SingletonJob } from './singleton.js';
+
+export interface BlobCollectionOptions {
+  /** default 10 minutes, as startBlobCollector */
+  intervalMs?: number;
+  /** unreferenced blobs younger than this are kept (a commit may be about to reference them); default 1 hour */
+  graceMs?: number;
+}
+
+export function blobCollectionJob(store: Store, options: BlobCollectionOptions = {}): SingletonJob {
+  const graceMs = options.graceMs ?? 60 * 60_000;
+  return {
+    name: 'blob-gc',
+    intervalMs: options.intervalMs ?? 10 * 60_000,
+    run: async (now) => {
+      const removed = await store.blobs.collect(now, graceMs);
+      return removed > 0 ? `${removed} unreferenced blobs removed` : null;
+    },
+  };
+}
+
+export interface NodePruneOptions {
+  /** default 1 hour */
+  intervalMs?: number;
+  /** rows of nodes silent for longer than this are removed; default 7 days */
+  deadForMs?: number;
+}
+
+export function nodePruneJob(store: Store, options: NodePruneOptions = {}): SingletonJob {
+  const deadForMs = options.deadForMs ?? 7 * 86_400_000;
+  return {
+    name: 'node-prune',
+    intervalMs: options.intervalMs ?? 60 * 60_000,
+    run: async (now) => {
+      const gone = await store.cluster.prune(now - deadForMs);
+      return gone.length > 0 ? `removed ${gone.length} nodes silent for over ${Math.round(deadForMs / 1000)} s from the registry: ${gone.join(', ')}` : null;
+    },
+  };
+}
+
+/** The jobs `cartero serve` runs; `cartero cluster status` lists the holder of each. */
+export function defaultSingletonJobs(store: Store, options: { blobs?: BlobCollectionOptions; nodes?: NodePruneOptions } = {}): SingletonJob[] {
+  return [blobCollectionJob(store, options.blobs), nodePruneJob(store, options.nodes)];
+}

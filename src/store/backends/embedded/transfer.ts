@@ -1,0 +1,29 @@
+/*
+ * Which memory a worker reply may move to the main thread instead of copying. postMessage clones by
+ * default, and the copy of a message's bytes is made on the receiving side: the main thread, which
+ * serves every session. A buffer SQLite returned is alone on its ArrayBuffer, so moving it costs
+ * nothing; a view into shared or pooled memory is never moved (that would detach its neighbours).
+ */
+
+/** The shape of one reply as far as transfer is concerned (worker.ts's Reply). */
+export interface ReplyLike {
+  ok: boolean;
+  value?: unknown;
+}
+
+/** True for a non-empty Uint8Array that covers its whole, unshared ArrayBuffer. */
+export function ownsItsMemory(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array && v.byteLength > 0 && v.byteOffset === 0 && v.buffer instanceof ArrayBuffer && v.buffer.byteLength === v.byteLength;
+}
+
+/** The ArrayBuffers of message bytes in replies (a blob value, or a result's `content`), each once. */
+export function transferablesOf(replies: readonly ReplyLike[]): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const r of replies) {
+    if (!r.ok) continue;
+    const v = r.value;
+    const c = typeof v === 'object' && v !== null && 'content' in v ? (v as { content: unknown }).content : v;
+    if (ownsItsMemory(c)) out.add(c.buffer as ArrayBuffer);
+  }
+  return [...out];
+}
