@@ -24,6 +24,7 @@ const COMMANDS: Record<string, { summary: string; load(): Promise<Run> }> = {
   map: { summary: 'lookup tables: test what a key resolves to', load: async () => (await import('./map.js')).runMap },
   queue: { summary: 'mail queue: list, show, flush, requeue, hold, release, delete', load: async () => (await import('./queue.js')).runQueue },
   sendmail: { summary: 'Sendmail-compatible submission (reads the message from stdin)', load: async () => (await import('./sendmail.js')).runSendmail },
+  cluster: { summary: 'cluster status: nodes, singleton jobs, queue, database', load: async () => (await import('./cluster.js')).runCluster },
   reload: { summary: 'make the running node re-read its configuration and maps (SIGHUP)', load: async () => (await import('./reload.js')).runReload },
 };
 

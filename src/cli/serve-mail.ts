@@ -46,7 +46,9 @@ export interface MailServices {
 
 /** Addresses that are us, for the MX loop test: every listener address, or every interface's for a wildcard. */
 function ourAddresses(config: Config): string[] {
-  const listed = configuredListeners(config).map((l) => l.address);
+  const listed = configuredListeners(config)
+    .filter((l) => l.path === undefined)
+    .map((l) => l.address);
   const wildcard = listed.some((a) => a === '0.0.0.0' || a === '::');
   const interfaces = wildcard ? Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)) : [];
   const bind = config.smtp_client.bind_address ? [config.smtp_client.bind_address] : [];

@@ -15,7 +15,10 @@ import { createImapServer, ImapSetupError } from '../imap/server.js';
 import { createPop3Server, Pop3SetupError } from '../pop3/server.js';
 import { isMapError } from '../routing/maps.js';
 import { isStoreError, openStore, type Store } from '../store/index.js';
-import { startBlobCollector } from '../store/maintenance.js';
+import { Membership } from '../cluster/membership.js';
+import { nodeIdentity } from '../cluster/node.js';
+import { SingletonRunner } from '../cluster/singleton.js';
+import { defaultSingletonJobs } from '../cluster/jobs.js';
 import { startMailServices, type MailServices } from './serve-mail.js';
 import { runCommand, type Command } from './args.js';
 import { removePidFile, writePidFile } from './pidfile.js';
@@ -129,7 +132,13 @@ export async function serve(file: string): Promise<number> {
     logger.warn({ err, pid_file: config.pid_file }, 'cannot write the pid file; `cartero reload` will not find this node');
   }
   const stopStats = startStats(logger, config.log.stats_interval);
-  const collector = startBlobCollector(store, logger);
+  // Cluster membership and the singleton jobs (blob collection, registry pruning): on PostgreSQL one
+  // node at a time runs each job and another takes over when it dies; on the embedded store, this node.
+  const node = nodeIdentity(config, { ...(config.cluster.node_name ? { name: config.cluster.node_name } : {}), heartbeatMs: config.cluster.heartbeat_seconds * 1000, delivery: true, jobs: true });
+  const membership = new Membership({ store, logger, node });
+  await membership.start();
+  const jobs = new SingletonRunner({ store, logger, node: node.name, jobs: defaultSingletonJobs(store) });
+  jobs.start();
   return new Promise<number>((resolve) => {
     let stopping = false;
     const onHup = (): void => reload(file, logger, running);
@@ -146,7 +155,8 @@ export async function serve(file: string): Promise<number> {
         await Promise.all([...drains, listeners.close(SHUTDOWN_TIMEOUT_MS)]);
         await mail.scheduler.stop();
         await mail.close();
-        await collector.stop();
+        await jobs.stop();
+        await membership.stop();
         stopStats();
         await store.close().catch((err: unknown) => logger.error({ err }, 'error closing the store'));
         process.off('SIGHUP', onHup);

@@ -1,6 +1,7 @@
 /*
  * The singleton jobs a Cartero cluster runs on one node at a time (see singleton.ts): blob garbage
- * collection (the work src/store/maintenance.ts does on a single node) and pruning of registry rows of
+ * collection (unreferenced blobs after a grace period, so a blob written just before the commit that
+ * references it is never taken) and pruning of registry rows of
  * nodes long dead. Each is a thin call into the store API, safe if two nodes overlap for a moment
  * (both are transactional deletes of rows nobody uses). Errors propagate to the runner, which logs them.
  */
@@ -8,7 +9,7 @@ import type { Store } from '../store/api.js';
 import type { SingletonJob } from './singleton.js';
 
 export interface BlobCollectionOptions {
-  /** default 10 minutes, as startBlobCollector */
+  /** default 10 minutes */
   intervalMs?: number;
   /** unreferenced blobs younger than this are kept (a commit may be about to reference them); default 1 hour */
   graceMs?: number;

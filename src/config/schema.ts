@@ -48,6 +48,12 @@ const listenerFields = {
 };
 
 const listener = z.strictObject(listenerFields);
+/** An LMTP listener on a Unix domain socket (Cyrus/Dovecot style, for an MTA on the same machine). */
+const unixListener = z.strictObject({
+  path: z.string({ error: 'an absolute socket path such as /run/cartero/lmtp.sock' }).regex(/^\//, { error: 'an absolute socket path such as /run/cartero/lmtp.sock' }).max(107),
+  mode: z.number({ error: 'a file mode such as 0o660 (432)' }).int().min(0).max(0o777).optional(),
+  max_connections: positiveInt.optional(),
+});
 const smtpListener = z.strictObject({ ...listenerFields, submission: z.boolean().optional() });
 
 const tlsFiles = z.strictObject({
@@ -140,6 +146,14 @@ const smtpClient = z
   })
   .prefault({});
 
+const cluster = z
+  .strictObject({
+    /** this node's name in the registry; default: hostname (give each node of a cluster its own) */
+    node_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: 'a node name of letters, digits, ".", "_" and "-"' }).optional(),
+    heartbeat_seconds: z.number({ error: 'a number of seconds' }).positive().max(3600).default(5),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   hostname: hostName.default(defaultHostname),
   /** where `serve` writes its process id for `cartero reload`; relative to the configuration file */
@@ -158,10 +172,11 @@ export const configSchema = z.strictObject({
     .prefault({}),
   imap: z.strictObject(section(listener, DEFAULT_LISTENERS.imap)).prefault({}),
   pop3: z.strictObject(section(listener, DEFAULT_LISTENERS.pop3)).prefault({}),
-  lmtp: z.strictObject(section(listener, DEFAULT_LISTENERS.lmtp)).prefault({}),
+  lmtp: z.strictObject(section(z.union([listener, unixListener]), DEFAULT_LISTENERS.lmtp)).prefault({}),
   delivery,
   dns,
   smtp_client: smtpClient,
+  cluster,
   ...routingSettingsSchema.shape,
   log: z
     .strictObject({
@@ -187,8 +202,12 @@ export interface ListenerSettings {
   proto: Protocol;
   /** the key path of the entry, e.g. smtp.listen[1], for messages */
   key: string;
+  /** the socket path for a Unix listener (where `address` repeats the path and `port` is 0) */
   address: string;
   port: number;
+  path?: string;
+  /** file mode of a Unix socket */
+  mode?: number;
   tls?: 'implicit';
   submission: boolean;
   maxConnections?: number;
@@ -199,6 +218,19 @@ export function configuredListeners(config: Config): ListenerSettings[] {
   const out: ListenerSettings[] = [];
   for (const proto of PROTOCOLS) {
     config[proto].listen.forEach((entry, i) => {
+      if ('path' in entry) {
+        out.push({
+          proto,
+          key: `${proto}.listen[${i}]`,
+          address: entry.path,
+          port: 0,
+          path: entry.path,
+          ...(entry.mode !== undefined ? { mode: entry.mode } : {}),
+          submission: false,
+          ...(entry.max_connections ? { maxConnections: entry.max_connections } : {}),
+        });
+        return;
+      }
       out.push({
         proto,
         key: `${proto}.listen[${i}]`,

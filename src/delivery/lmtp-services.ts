@@ -5,9 +5,11 @@
  * else's. A recipient that is an alias or catch-all goes through the queue commit (its targets may be
  * remote); its 250 means "durably queued". Only our own recipients are accepted: LMTP never relays.
  *
- * Exactly once across the LMTP hop: a client that lost our 250 (timeout, crash) sends the same bytes
- * again; the idempotency key is the hash of the client's bytes (without the Received: line we add) and
- * the recipient, so the second copy finds the first instead of filing a duplicate.
+ * Exactly once across the LMTP hop: a client that lost our 250 (timeout, crash) sends the message
+ * again. A client that names its queue entry (MAIL FROM:<..> XQUEUEID=<id>, advertised in our LHLO
+ * reply; a Cartero frontend does) gets the key `lmtp:<id>:<recipient>`: its resend finds the first copy,
+ * and two queue entries that happen to hold the same bytes are two messages. For other clients the key
+ * is the hash of their bytes (without the Received: line we add) and the recipient.
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
@@ -34,6 +36,8 @@ export interface LmtpServicesOptions {
 
 /** Meta key the session sets: octets of trace headers it put in front of the client's bytes. */
 export const TRACE_BYTES = 'trace_bytes';
+/** Meta key the session sets when MAIL FROM carried XQUEUEID (validated by src/smtp/proto/params.ts). */
+export const XQUEUEID = 'xqueueid';
 
 const REPLY = /^([245]\d\d) ([245]\.\d{1,3}\.\d{1,3}) (.*)$/s;
 
@@ -45,6 +49,12 @@ export function replyOf(recipient: string, result: AgentResult): RecipientReply 
   return result.outcome === 'failed'
     ? { code: 550, enhanced: '5.0.0', text: `<${recipient}>: ${result.reason}` }
     : { code: 451, enhanced: '4.3.0', text: `<${recipient}>: ${result.reason}` };
+}
+
+/** The id under which this message's recipients are filed: the client's queue id, else a content hash. */
+export function deliveryId(envelope: Envelope, content: Buffer): string {
+  const queueId = envelope.meta[XQUEUEID];
+  return typeof queueId === 'string' && queueId !== '' ? `lmtp:${queueId}` : `L${clientDigest(envelope, content)}`;
 }
 
 function clientDigest(envelope: Envelope, content: Buffer): string {
@@ -99,7 +109,7 @@ export function createLmtpServices(o: LmtpServicesOptions): SmtpServices {
     authenticate: async () => null,
     commit: o.commit,
     async deliver(envelope, content) {
-      const id = `L${clientDigest(envelope, content)}`;
+      const id = deliveryId(envelope, content);
       const kinds = await Promise.all(envelope.recipients.map((r) => kindOf(r.address)));
       const aliases = envelope.recipients.filter((_, i) => kinds[i] === 'alias');
       const queued = aliases.length > 0 ? await queueAliases(envelope, aliases, content) : [];

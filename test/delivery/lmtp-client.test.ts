@@ -84,7 +84,7 @@ const outcomes = (r: { results: Map<string, { outcome: string }> }) => Object.fr
 
 test('Cartero LMTP server: one outcome per recipient, filed in the mailbox, handoff "mailbox"', async () => {
   const a = agent();
-  const j = job(`lmtp:[127.0.0.1]:${port}`, ['alice@example.test', 'bob@example.test', 'nobody@example.test', 'carol@example.test'], { content: content('mix-real') });
+  const j = job(`lmtp:[127.0.0.1]:${port}`, ['alice@example.test', 'bob@example.test', 'nobody@example.test', 'carol@example.test'], { content: content('mix-real'), queueId: 'Qmix-real' });
   j.recipients[0]!.notify = ['SUCCESS'];
   const before = { alice: (await inbox('alice@example.test')).length, carol: (await inbox('carol@example.test')).length };
   const r = await a.deliver(j);
@@ -104,7 +104,7 @@ test('Cartero LMTP server: one outcome per recipient, filed in the mailbox, hand
 
 test('Cartero LMTP server: the same job delivered twice files one copy', async () => {
   const a = agent();
-  const j = job(`lmtp:[127.0.0.1]:${port}`, ['dave@example.test'], { content: content('twice') });
+  const j = job(`lmtp:[127.0.0.1]:${port}`, ['dave@example.test'], { content: content('twice'), queueId: 'Qtwice' });
   const before = (await inbox('dave@example.test')).length;
   const first = await a.deliver(j);
   const second = await a.deliver({ ...j, now: j.now + 60_000 });
@@ -161,7 +161,7 @@ test('Cartero LMTP server: a connection lost between the end of data and the rep
   const proxy = await crashingProxy(port);
   opened.push(proxy);
   const a = agent({ connectionCache: { maxConnections: 0 } });
-  const j = job(`lmtp:[127.0.0.1]:${proxy.port}`, ['carol@example.test'], { content: content('crash-resend') });
+  const j = job(`lmtp:[127.0.0.1]:${proxy.port}`, ['carol@example.test'], { content: content('crash-resend'), queueId: 'Qcrash-resend' });
   const before = (await inbox('carol@example.test')).length;
   const first = await a.deliver(j);
   assert.equal(first.results.get('carol@example.test')?.outcome, 'deferred', 'a reply we did not read is never "done"');
@@ -187,7 +187,7 @@ test('lmtp:host:port looks up A/AAAA only (no MX) and delivers to Cartero', asyn
     },
   };
   const a = agent({ resolver });
-  const r = await a.deliver(job(`lmtp:mailstore.test:${port}`, ['alice@example.test'], { content: content('by-name') }));
+  const r = await a.deliver(job(`lmtp:mailstore.test:${port}`, ['alice@example.test'], { content: content('by-name'), queueId: 'Qby-name' }));
   assert.equal(r.results.get('alice@example.test')?.outcome, 'done', r.results.get('alice@example.test')?.reason);
   assert.equal(r.relay, `mailstore.test[127.0.0.1]:${port}`);
   assert.deepEqual(queries.sort(), ['A mailstore.test', 'AAAA mailstore.test']);

@@ -55,7 +55,7 @@ before(async () => {
   const bobInbox = (await store.mailboxes.get(bob.id, 'INBOX'))!;
   await store.messages.append(bobInbox.id, { content: Buffer.from('Subject: x\r\n\r\nfill the quota\r\n') }, Date.now());
   await store.directory.setQuota('bob@example.test', 10);
-  const mail = startMailServices({ config, store, logger });
+  const mail = await startMailServices({ config, store, logger });
   mail.scheduler.start();
   stopScheduler = () => mail.scheduler.stop();
   server = createSmtpServer({ config, services: mail.lmtpServices, logger, protocol: 'lmtp' });

@@ -10,11 +10,14 @@
  * STARTTLS policy, SIZE/8BITMIME/SMTPUTF8 — minus MX lookup and the loop check, with one outcome per
  * recipient from its own reply after the end of data. A recipient whose reply was never read stays
  * pending (deferred), never done: the backend is idempotent, a resend costs nothing, a lost mail would.
+ * To a backend that advertises XQUEUEID (a Cartero LMTP server) MAIL FROM carries the queue id, which
+ * is what makes the resend idempotent rather than the bytes (docs/lmtp.md).
  */
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log/logger.js';
 import { systemClock, type ServerClock } from '../../net/clock.js';
 import type { AgentResult } from '../../queue/agent.js';
+import { XQUEUEID_PATTERN } from '../../smtp/proto/params.js';
 import { encodeXtext } from '../../smtp/proto/xtext.js';
 import { dataPayload, downgradeTo7bit, has8bit, needsSmtpUtf8 } from './body.js';
 import { DEFAULT_TIMEOUTS, SmtpConnection, SmtpFailure, type ClientProtocol, type ClientTimeouts, type MessageTransaction } from './client.js';
@@ -251,6 +254,8 @@ export function createSmtpAgent(options: SmtpAgentOptions): SmtpAgent {
     if (caps.size !== null) mailParams.push(`SIZE=${content.length}`);
     if (eightBit && !downgraded) mailParams.push('BODY=8BITMIME');
     if (smtpUtf8) mailParams.push('SMTPUTF8');
+    // an id the server would refuse (not one of ours) is left out: the content hash then keys the copy
+    if (conn.protocol === 'lmtp' && caps.xqueueid && XQUEUEID_PATTERN.test(job.queueId)) mailParams.push(`XQUEUEID=${encodeXtext(job.queueId)}`);
     if (caps.dsn) {
       if (job.meta.ret === 'FULL' || job.meta.ret === 'HDRS') mailParams.push(`RET=${job.meta.ret}`);
       if (typeof job.meta.envid === 'string' && job.meta.envid !== '') mailParams.push(`ENVID=${encodeXtext(job.meta.envid)}`);

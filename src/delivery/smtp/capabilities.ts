@@ -16,10 +16,12 @@ export interface Capabilities {
   chunking: boolean;
   /** SASL mechanisms offered, upper case */
   auth: string[];
+  /** a Cartero LMTP server: MAIL FROM takes XQUEUEID=<our queue id> (docs/lmtp.md) */
+  xqueueid: boolean;
 }
 
 export const HELO_CAPABILITIES: Capabilities = {
-  esmtp: false, pipelining: false, size: null, eightBitMime: false, smtpUtf8: false, dsn: false, starttls: false, chunking: false, auth: [],
+  esmtp: false, pipelining: false, size: null, eightBitMime: false, smtpUtf8: false, dsn: false, starttls: false, chunking: false, auth: [], xqueueid: false,
 };
 
 /** `lines` are the EHLO reply lines after the code (the first is the greeting text). */
@@ -34,6 +36,7 @@ export function parseEhlo(lines: readonly string[]): Capabilities {
       case 'DSN': caps.dsn = true; break;
       case 'STARTTLS': caps.starttls = true; break;
       case 'CHUNKING': caps.chunking = true; break;
+      case 'XQUEUEID': caps.xqueueid = true; break;
       case 'SIZE': {
         const n = args[0] !== undefined && /^\d{1,15}$/.test(args[0]) ? Number(args[0]) : 0;
         caps.size = n;

@@ -2,6 +2,8 @@
  * MAIL and RCPT parameters (RFC 5321 esmtp-param; SIZE RFC 1870, BODY RFC 6152/3030, SMTPUTF8 RFC 6531,
  * RET/ENVID/NOTIFY/ORCPT RFC 3461, AUTH= RFC 4954). Pure. Unknown keywords are 555, malformed values 501,
  * duplicates 501. Decoded xtext values holding control characters are refused: they end up in DSN headers.
+ * XQUEUEID=<id> (Cartero's LMTP extension, docs/lmtp.md) is known only on LMTP listeners: the sending
+ * queue's id, the key that makes a resend after a lost reply find the first copy.
  */
 import { err, ok, type Result } from './errors.js';
 import { decodeXtext } from './xtext.js';
@@ -18,7 +20,17 @@ export interface MailParams {
   envid: string | null;
   /** AUTH= value decoded ("<>" when the submitter is unknown) */
   auth: string | null;
+  /** LMTP only: XQUEUEID= decoded, the client's queue id (absent when not given) */
+  xqueueid?: string;
 }
+
+export interface MailParamOptions {
+  /** an LMTP listener: XQUEUEID is accepted */
+  lmtp?: boolean;
+}
+
+/** What an XQUEUEID value may hold once decoded: a queue id as Cartero and Postfix make them. */
+export const XQUEUEID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export interface RcptParams {
   notify: NotifyKeyword[] | null;
@@ -59,7 +71,7 @@ function decodedText(value: string | null, max: number): string | null {
   return decoded;
 }
 
-export function parseMailParams(text: string): Result<MailParams> {
+export function parseMailParams(text: string, options: MailParamOptions = {}): Result<MailParams> {
   const split = splitParams(text);
   if (!split.ok) return split;
   const out: MailParams = { size: null, body: null, smtputf8: false, ret: null, envid: null, auth: null };
@@ -94,6 +106,13 @@ export function parseMailParams(text: string): Result<MailParams> {
         out.auth = decodedText(value, 1000);
         if (out.auth === null) return bad;
         break;
+      case 'XQUEUEID': {
+        if (!options.lmtp) return err('param_unknown', `Unsupported option: ${keyword}`);
+        const id = decodedText(value, 64);
+        if (id === null || !XQUEUEID_PATTERN.test(id)) return bad;
+        out.xqueueid = id;
+        break;
+      }
       default:
         return err('param_unknown', `Unsupported option: ${keyword.slice(0, 40)}`);
     }
