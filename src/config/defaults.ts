@@ -20,7 +20,7 @@ export const DEFAULT_DELIVERY = {
   minimal_backoff: 300,
   maximal_backoff: 4000,
   maximal_queue_lifetime: 5 * 24 * 3600,
-  concurrency: 20,
+  concurrency: 100,
   lease_seconds: 60,
   poll_interval_ms: 1000,
   /** Postfix's virtual_alias_recursion_limit is 1000; ten levels are plenty for real alias tables. */

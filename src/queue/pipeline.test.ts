@@ -80,7 +80,7 @@ test('delivery config: Postfix-like defaults, and a maximal_backoff below minima
     minimal_backoff: 300,
     maximal_backoff: 4000,
     maximal_queue_lifetime: 432000,
-    concurrency: 20,
+    concurrency: 100,
     lease_seconds: 60,
     poll_interval_ms: 1000,
     virtual_alias_recursion_limit: 10,
