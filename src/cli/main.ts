@@ -25,6 +25,7 @@ const COMMANDS: Record<string, { summary: string; load(): Promise<Run> }> = {
   queue: { summary: 'mail queue: list, show, flush, requeue, hold, release, delete', load: async () => (await import('./queue.js')).runQueue },
   sendmail: { summary: 'Sendmail-compatible submission (reads the message from stdin)', load: async () => (await import('./sendmail.js')).runSendmail },
   cluster: { summary: 'cluster status: nodes, singleton jobs, queue, database', load: async () => (await import('./cluster.js')).runCluster },
+  lab: { summary: 'rehearse a topology on one machine: up, down, status, kill, start, send', load: async () => (await import('./lab.js')).runLab },
   reload: { summary: 'make the running node re-read its configuration and maps (SIGHUP)', load: async () => (await import('./reload.js')).runReload },
 };
 

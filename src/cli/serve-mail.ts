@@ -87,6 +87,7 @@ function createRemoteAgent(config: Config, logger: Logger) {
     concurrency: () => c.destination_concurrency,
     recipientLimit: c.recipient_limit,
     lmtpRecipientLimit: c.recipient_limit,
+    siteDown: { backoffMs: c.dead_destination_seconds * 1000 },
     timeouts: { connectMs: c.connect_timeout * 1000, commandMs: c.command_timeout * 1000, dataBlockMs: c.data_timeout * 1000 },
     ...(c.bind_address ? { localAddress: c.bind_address } : {}),
   });

@@ -141,6 +141,8 @@ const smtpClient = z
     connect_timeout: seconds.default(30),
     command_timeout: seconds.default(300),
     data_timeout: seconds.default(180),
+    /** after three connection failures in a row a destination is left alone this long (its mail waits) */
+    dead_destination_seconds: z.number({ error: 'a number of seconds' }).positive().max(86_400).default(60),
     /** bind outgoing connections to this address (labs run each node on its own 127.0.0.x) */
     bind_address: ipAddress.optional(),
   })
