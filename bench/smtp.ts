@@ -3,10 +3,13 @@
  * and, in the same run, a private Postfix configured the same way (bench/postfix.ts). Prints accepted
  * and delivered msg/s, Cartero's event-loop delay p99 and RSS, and the ratio to Postfix.
  * Cases: 10,000 x 4 KB and 2,000 x 64 KB over 1, 10 and 50 sessions (BENCH_SMTP_SCALE=0.2 for a
- * quick run). Loopback only; every wait is bounded.
+ * quick run). While iterating: BENCH_SMTP_CASES=4x10,64x50 runs only those size(KB)xsessions cases,
+ * BENCH_SMTP_POSTFIX=0 skips Postfix, BENCH_SMTP_PROF=DIR writes the Cartero node's CPU profile there,
+ * BENCH_SMTP_NODE_FLAGS="--trace-gc" passes flags to the Cartero node.
+ * Loopback only; every wait is bounded.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,6 +26,10 @@ const CASES = [
   { size: 65_536, count: 2_000, sessions: [1, 10, 50] },
 ];
 const DELIVERY_TIMEOUT_MS = 180_000;
+/** "4x10,64x50": only these size(KB)xsessions cases */
+const ONLY = process.env.BENCH_SMTP_CASES ? new Set(process.env.BENCH_SMTP_CASES.split(',').map((c) => c.trim())) : null;
+const WITH_POSTFIX = process.env.BENCH_SMTP_POSTFIX !== '0';
+const PROFILE_DIR = process.env.BENCH_SMTP_PROF;
 
 interface Result {
   server: string;
@@ -33,6 +40,53 @@ interface Result {
   deliveredPerSec: number;
   loopP99Ms: number | null;
   rssMb: number | null;
+  /** CPU (user + system) the server spent per message, accept through delivery; null off Linux */
+  cpuMsPerMsg: number | null;
+  /** Cartero only: the part spent by its main thread (sessions, logging, hand-offs to the store) */
+  mainCpuMsPerMsg: number | null;
+}
+
+/** Linux's USER_HZ: /proc stat times are in these ticks. */
+const TICK_MS = 10;
+const POSTFIX_DAEMONS = new Set(['master', 'smtpd', 'cleanup', 'qmgr', 'virtual', 'trivial-rewrite', 'anvil', 'proxymap']);
+
+/** utime + stime (+ reaped children's when `children`) of one /proc stat file, in ms; null if unreadable. */
+function statCpuMs(path: string, children: boolean): number | null {
+  try {
+    // the command name (field 2) may hold spaces: fields are counted after its closing parenthesis
+    const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
+    const ticks = Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0);
+    return ticks * TICK_MS;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU ms so far of the whole Cartero process and of its main thread. */
+function carteroCpu(pid: number): { total: number; main: number } | null {
+  const total = statCpuMs(`/proc/${pid}/stat`, false);
+  const main = statCpuMs(`/proc/${pid}/task/${pid}/stat`, false);
+  return total === null || main === null ? null : { total, main };
+}
+
+/** CPU ms so far of every Postfix daemon (exited ones count through master's reaped-children times). */
+function postfixCpu(): number | null {
+  let sum = 0;
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      let comm: string;
+      try {
+        comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        continue;
+      }
+      if (POSTFIX_DAEMONS.has(comm)) sum += statCpuMs(`/proc/${pid}/stat`, comm === 'master') ?? 0;
+    }
+  } catch {
+    return null;
+  }
+  return sum;
 }
 
 /** Runs smtp-source; returns the wall time in seconds. */
@@ -119,7 +173,11 @@ async function startCartero(dir: string): Promise<CarteroNode> {
   // the node's synchronous log writes and measure the bench, not the node.
   const logFile = join(dir, 'cartero.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'cartero.js'), 'serve', '-c', config], { stdio: ['ignore', out, 'inherit'] });
+  const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  profile.push(...(process.env.BENCH_SMTP_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''));
+  const child = spawn(process.execPath, [...profile, join(import.meta.dirname, '..', 'bin', 'cartero.js'), 'serve', '-c', config], {
+    stdio: ['ignore', out, 'inherit'],
+  });
   closeSync(out);
   const node: CarteroNode = { child, logFile, logOffset: 0 };
   const up = await waitFor(() => canConnect(CARTERO_PORT), 1);
@@ -134,7 +192,7 @@ export async function main(): Promise<void> {
   }
   const dir = await mkdtemp(join(tmpdir(), 'cartero-smtp-bench-'));
   const results: Result[] = [];
-  const postfix = startPostfix(join(dir, 'postfix'), POSTFIX_PORT);
+  const postfix = WITH_POSTFIX ? startPostfix(join(dir, 'postfix'), POSTFIX_PORT) : null;
   let node: CarteroNode | null = null;
   let store: Store | null = null;
   try {
@@ -145,13 +203,24 @@ export async function main(): Promise<void> {
     for (const c of CASES) {
       const count = Math.max(10, Math.round(c.count * SCALE));
       for (const sessions of c.sessions) {
+        if (ONLY && !ONLY.has(`${c.size / 1024}x${sessions}`)) continue;
         for (const server of ['cartero', 'postfix'] as const) {
-          const before = server === 'cartero' ? await inboxCount() : postfix.delivered();
+          if (server === 'postfix' && !postfix) {
+            const none = { acceptedPerSec: Number.NaN, deliveredPerSec: Number.NaN, loopP99Ms: null, rssMb: null, cpuMsPerMsg: null, mainCpuMsPerMsg: null };
+            results.push({ server, size: c.size, sessions, count, ...none });
+            continue;
+          }
+          const before = server === 'cartero' ? await inboxCount() : postfix!.delivered();
           resetStats(node);
+          const pid = node.child.pid!;
+          const cpuBefore = server === 'cartero' ? carteroCpu(pid) : postfixCpu();
           const start = performance.now();
           const seconds = smtpSource(server === 'cartero' ? CARTERO_PORT : POSTFIX_PORT, sessions, count, c.size);
-          const done = await waitFor(server === 'cartero' ? async () => (await inboxCount()) - before : () => postfix.delivered() - before, count);
+          const done = await waitFor(server === 'cartero' ? async () => (await inboxCount()) - before : () => postfix!.delivered() - before, count);
           const deliveredSeconds = (performance.now() - start) / 1000;
+          const cpuAfter = server === 'cartero' ? carteroCpu(pid) : postfixCpu();
+          const perMsg = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null ? null : (b - a) / count);
+          const cpu = (x: ReturnType<typeof carteroCpu> | number | null) => (typeof x === 'number' ? x : (x?.total ?? null));
           results.push({
             server,
             size: c.size,
@@ -161,12 +230,14 @@ export async function main(): Promise<void> {
             deliveredPerSec: done ? count / deliveredSeconds : Number.NaN,
             loopP99Ms: server === 'cartero' ? (readStats(node)?.loopP99Ms ?? null) : null,
             rssMb: server === 'cartero' ? (readStats(node)?.rssMb ?? null) : null,
+            cpuMsPerMsg: perMsg(cpu(cpuBefore), cpu(cpuAfter)),
+            mainCpuMsPerMsg: typeof cpuBefore === 'object' && typeof cpuAfter === 'object' ? perMsg(cpuBefore?.main, cpuAfter?.main) : null,
           });
         }
       }
     }
   } finally {
-    postfix.stop();
+    postfix?.stop();
     await store?.close();
     if (node) {
       const child = node.child;
@@ -180,13 +251,16 @@ export async function main(): Promise<void> {
 
 function printTable(results: Result[]): void {
   console.log(`\nsmtp benchmark (smtp-source, local delivery into one mailbox, scale ${SCALE})`);
-  console.log('| size | sessions | msgs | cartero accepted/s | postfix accepted/s | ratio | cartero delivered/s | postfix delivered/s | loop p99 ms | RSS MB |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log(
+    '| size | sessions | msgs | cartero accepted/s | postfix accepted/s | ratio | cartero delivered/s | postfix delivered/s | loop p99 ms | RSS MB | cartero CPU ms/msg (main) | postfix CPU ms/msg |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const ms = (x: number | null) => (x === null ? '-' : x.toFixed(2));
   for (let i = 0; i < results.length; i += 2) {
     const c = results[i]!;
     const p = results[i + 1]!;
     console.log(
-      `| ${c.size / 1024} KB | ${c.sessions} | ${c.count} | ${c.acceptedPerSec.toFixed(0)} | ${p.acceptedPerSec.toFixed(0)} | ${(c.acceptedPerSec / p.acceptedPerSec).toFixed(2)}x | ${c.deliveredPerSec.toFixed(0)} | ${p.deliveredPerSec.toFixed(0)} | ${c.loopP99Ms?.toFixed(1) ?? '-'} | ${c.rssMb?.toFixed(0) ?? '-'} |`,
+      `| ${c.size / 1024} KB | ${c.sessions} | ${c.count} | ${c.acceptedPerSec.toFixed(0)} | ${p.acceptedPerSec.toFixed(0)} | ${(c.acceptedPerSec / p.acceptedPerSec).toFixed(2)}x | ${c.deliveredPerSec.toFixed(0)} | ${p.deliveredPerSec.toFixed(0)} | ${c.loopP99Ms?.toFixed(1) ?? '-'} | ${c.rssMb?.toFixed(0) ?? '-'} | ${ms(c.cpuMsPerMsg)} (${ms(c.mainCpuMsPerMsg)}) | ${ms(p.cpuMsPerMsg)} |`,
     );
   }
 }

@@ -148,3 +148,51 @@ describe('no loopholes', () => {
     });
   }
 });
+
+describe('lookup cache', () => {
+  test('a found recipient is reused for lookupCacheMs; an unknown one is asked again at once', async () => {
+    const { store } = t;
+    const cacheClock = new ManualClock();
+    const domains = new LocalDomains({ store, domains: ['example.test'], relayDomains: [], cacheMs: 0, clock: cacheClock });
+    let lookups = 0;
+    const counting = {
+      ...store,
+      directory: {
+        ...store.directory,
+        getAccount: (a: string) => (lookups++, store.directory.getAccount(a)),
+        getAlias: (a: string) => (lookups++, store.directory.getAlias(a)),
+      },
+    };
+    const cached = createRecipientPolicy({ store: counting, domains, delimiters: '+', lookupCacheMs: 1000, clock: cacheClock });
+    const ask = async (recipient: string) => reply(await cached({ client: untrusted, sender: 'a@b.test', recipient }));
+
+    assert.equal(await ask('bob@example.test'), 'accept local');
+    const first = lookups;
+    assert.ok(first > 0);
+    assert.equal(await ask('bob@example.test'), 'accept local');
+    assert.equal(lookups, first, 'second RCPT within the second: no store lookup');
+    cacheClock.advance(1001);
+    assert.equal(await ask('bob@example.test'), 'accept local');
+    assert.ok(lookups > first, 'expired: looked up again');
+
+    // a miss is never kept: the account created right after is accepted at once
+    assert.equal(await ask('newcomer@example.test'), unknown('newcomer@example.test'));
+    await provisionAccount(store, 'newcomer@example.test', null);
+    assert.equal(await ask('newcomer@example.test'), 'accept local');
+    await store.directory.removeAccount('newcomer@example.test');
+  });
+
+  test('lookupCacheMs 0 asks the store for every RCPT', async () => {
+    const { store } = t;
+    const domains = new LocalDomains({ store, domains: ['example.test'], relayDomains: [], cacheMs: 0, clock });
+    let lookups = 0;
+    const counting = {
+      ...store,
+      directory: { ...store.directory, getAccount: (a: string) => (lookups++, store.directory.getAccount(a)), getAlias: (a: string) => store.directory.getAlias(a) },
+    };
+    const uncached = createRecipientPolicy({ store: counting, domains, delimiters: '+', lookupCacheMs: 0 });
+    await uncached({ client: untrusted, sender: 'a@b.test', recipient: 'bob@example.test' });
+    await uncached({ client: untrusted, sender: 'a@b.test', recipient: 'bob@example.test' });
+    assert.equal(lookups, 2);
+  });
+});

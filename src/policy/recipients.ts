@@ -2,14 +2,15 @@
  * RCPT-time policy, Postfix's smtpd_relay_restrictions + local_recipient_maps: local domains accept only
  * known recipients (account, alias, subaddress, catch-all), relay_domains accept from anyone, any other
  * destination needs mynetworks or AUTH. Routing syntax in an address is never honoured: it is an unknown
- * user in a local domain and a foreign destination otherwise. Store errors propagate (the session
- * answers 451 4.3.0); this module never writes.
+ * user in a local domain and a foreign destination otherwise. Found accounts and aliases are reused
+ * for a second (TargetCache). Store errors propagate (the session answers 451 4.3.0); never writes.
  */
 import type { RecipientQuery, RecipientVerdict } from '../smtp/services.js';
-import type { Account, Store } from '../store/index.js';
+import type { Account, Clock, Store } from '../store/index.js';
+import { systemClock } from '../store/api.js';
 import { splitAddress } from './address.js';
 import type { LocalDomains } from './domains.js';
-import { lookupLocal } from './lookup.js';
+import { lookupLocal, type LocalTarget } from './lookup.js';
 import { virtualRecipientVerdict, type VirtualAliasOptions } from '../routing/virtual.js';
 
 export interface RecipientPolicyOptions {
@@ -19,6 +20,42 @@ export interface RecipientPolicyOptions {
   delimiters: string;
   /** virtual_alias_maps: an address with an entry there is ours to accept (or to refuse with its error:) */
   virtual?: VirtualAliasOptions | null;
+  /**
+   * How long a found account or alias is reused for the same address (default 1000 ms; 0: ask the
+   * store every time). Only hits are kept: a new account is accepted at once, a removed one may still
+   * be accepted for this long (its delivery then fails and bounces, as with any race against removal).
+   */
+  lookupCacheMs?: number;
+  clock?: Clock;
+}
+
+/** Measured on the embedded store: an uncached lookup is a round trip to the reader worker per RCPT. */
+export const DEFAULT_LOOKUP_CACHE_MS = 1000;
+/** beyond this many cached addresses the cache starts over (a dictionary attack cannot grow it) */
+const MAX_CACHED = 10_000;
+
+/** Found local targets by address for a short time: the busy RCPT path of repeated recipients. */
+class TargetCache {
+  private readonly hits = new Map<string, { target: LocalTarget; until: number }>();
+  constructor(
+    private readonly ms: number,
+    private readonly clock: Clock,
+  ) {}
+
+  async get(key: string, lookup: () => Promise<LocalTarget>): Promise<LocalTarget> {
+    if (this.ms <= 0) return lookup();
+    const now = this.clock.now();
+    const hit = this.hits.get(key);
+    if (hit && hit.until > now) return hit.target;
+    const target = await lookup();
+    if (target.kind === 'unknown') {
+      this.hits.delete(key);
+      return target;
+    }
+    if (this.hits.size >= MAX_CACHED) this.hits.clear();
+    this.hits.set(key, { target, until: now + this.ms });
+    return target;
+  }
 }
 
 export type RecipientPolicy = (query: RecipientQuery) => Promise<RecipientVerdict>;
@@ -36,6 +73,7 @@ async function quotaExceeded(store: Store, account: Account): Promise<boolean> {
 
 export function createRecipientPolicy(options: RecipientPolicyOptions): RecipientPolicy {
   const { store, domains, delimiters } = options;
+  const cache = new TargetCache(options.lookupCacheMs ?? DEFAULT_LOOKUP_CACHE_MS, options.clock ?? systemClock);
   return async ({ client, recipient }) => {
     const split = splitAddress(recipient);
     if (!split || split.local === '') {
@@ -49,7 +87,7 @@ export function createRecipientPolicy(options: RecipientPolicyOptions): Recipien
     }
     if (domains.isRelay(split.domain)) return { action: 'accept', kind: 'relay' };
     if (await domains.isLocal(split.domain)) {
-      const target = await lookupLocal(store, split.local, split.domain, delimiters);
+      const target = await cache.get(`${split.local}\0${split.domain}`, () => lookupLocal(store, split.local, split.domain, delimiters));
       if (target.kind === 'unknown') return unknownUser(recipient);
       if (target.kind === 'account' && (await quotaExceeded(store, target.account))) {
         return reject(452, '4.2.2', `<${recipient}>: Mailbox full`);

@@ -12,7 +12,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { closeWith, specFor, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners, type ListenerSpec } from '../net/listeners.js';
-import { busyLine } from '../net/placeholder.js';
+import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import { createNetworkMatcher } from '../policy/mynetworks.js';
 import type { SmtpServices } from './services.js';
@@ -36,6 +36,7 @@ export const DEFAULT_SMTP_LIMITS: Omit<SmtpLimits, 'messageSizeLimit'> = {
   dataTimeoutMs: 180_000,
   authFailureDelayMs: 1000,
   maxCommandLine: 512,
+  hopCountLimit: 50,
   maxAuthFailures: 5,
   authFailureWindowMs: 600_000,
   tlsHandshakeTimeoutMs: 60_000,
@@ -97,7 +98,13 @@ interface Shared {
   tls: SecureContext | null;
   trusted: (address: string) => boolean;
   limits: SmtpLimits;
+  /** per connection work done once per configuration: settings by listener, mynetworks answers by address */
+  settings: Map<string, SessionSettings>;
+  trustedCache: Map<string, boolean>;
 }
+
+/** Beyond this many client addresses the mynetworks answers are computed afresh (a scan cannot grow it). */
+const MAX_TRUSTED_CACHE = 4096;
 
 function sessionLimits(l: SmtpLimits): SessionLimits {
   return {
@@ -108,6 +115,7 @@ function sessionLimits(l: SmtpLimits): SessionLimits {
     dataTimeoutMs: l.dataTimeoutMs,
     authFailureDelayMs: l.authFailureDelayMs,
     maxCommandLine: l.maxCommandLine,
+    hopCountLimit: l.hopCountLimit,
   };
 }
 
@@ -132,8 +140,28 @@ class Server implements SmtpServer {
   private build(config: Config): Shared {
     const tls = loadTlsContext(config, this.protocol);
     checkImplicitTls(config, tls, this.protocol);
-    const limits = { ...DEFAULT_SMTP_LIMITS, messageSizeLimit: config.smtp.message_size_limit, ...this.options.limits };
-    return { config, tls, trusted: this.options.trusted ?? createNetworkMatcher(config.mynetworks), limits };
+    const s = config.smtp;
+    const configured = {
+      messageSizeLimit: s.message_size_limit,
+      maxRecipients: s.recipient_limit,
+      hopCountLimit: s.hopcount_limit,
+      maxErrors: s.error_limit,
+      commandTimeoutMs: s.command_timeout * 1000,
+      dataTimeoutMs: s.data_timeout * 1000,
+    };
+    const limits = { ...DEFAULT_SMTP_LIMITS, ...configured, ...this.options.limits };
+    return { config, tls, trusted: this.options.trusted ?? createNetworkMatcher(config.mynetworks), limits, settings: new Map(), trustedCache: new Map() };
+  }
+
+  private isTrusted(address: string): boolean {
+    const cache = this.shared.trustedCache;
+    let trusted = cache.get(address);
+    if (trusted === undefined) {
+      trusted = this.shared.trusted(address);
+      if (cache.size >= MAX_TRUSTED_CACHE) cache.clear();
+      cache.set(address, trusted);
+    }
+    return trusted;
   }
 
   private hostname(): string {
@@ -142,7 +170,15 @@ class Server implements SmtpServer {
 
   private readonly newId = (): string => (this.clock.now().toString(36) + randomBytes(5).toString('hex')).toUpperCase();
 
+  /** The same object for every session of a listener until the next reload (sessions never change it). */
   private settingsFor(listener: SmtpListenerInfo, tlsActive: boolean): SessionSettings {
+    const key = `${listener.key}\0${listener.submission}\0${tlsActive}`;
+    let settings = this.shared.settings.get(key);
+    if (!settings) this.shared.settings.set(key, (settings = this.buildSettings(listener, tlsActive)));
+    return settings;
+  }
+
+  private buildSettings(listener: SmtpListenerInfo, tlsActive: boolean): SessionSettings {
     const starttls = this.shared.tls !== null && !tlsActive;
     return {
       ...sessionLimits(this.shared.limits),
@@ -164,7 +200,7 @@ class Server implements SmtpServer {
   handle(socket: Socket, conn: ConnectionInfo, listener: SmtpListenerInfo): void {
     const log = this.options.logger.child({ proto: this.protocol, client: conn.client, session: conn.id });
     if (this.draining) return closeWith(socket, `421 4.3.2 ${this.hostname()} Service shutting down, closing transmission channel\r\n`);
-    const { tls: context, trusted, limits } = this.shared;
+    const { tls: context, limits } = this.shared;
     const implicit = listener.tls === 'implicit';
     let stream: Duplex = socket;
     if (implicit) {
@@ -175,7 +211,7 @@ class Server implements SmtpServer {
     }
     const session = new Session({
       stream,
-      peer: { address: conn.client, port: conn.clientPort, trusted: trusted(conn.client), loopback: isLoopback(conn.client) },
+      peer: { address: conn.client, port: conn.clientPort, trusted: this.isTrusted(conn.client), loopback: isLoopback(conn.client) },
       tls: implicit,
       settings: this.settingsFor(listener, implicit),
       services: this.options.services,

@@ -132,3 +132,93 @@ test('DATA machine: a large message in random chunks equals the unstuffed origin
     assert.equal(got.doneAt, input.length);
   }
 });
+
+/**
+ * The byte-at-a-time machine the indexOf scanner replaced, kept as the reference: it states the rules
+ * one byte at a time, so any input the two disagree on is a bug in the fast one.
+ */
+function referenceScan(input: Buffer): Omit<Outcome, 'overflow'> {
+  const enum S { Mid, Cr, LineStart, Dot, DotCr }
+  let state = S.LineStart as S;
+  let content = '';
+  let bareLf = false;
+  let bareCr = false;
+  const inLine = (b: number): void => {
+    if (b === 0x0d) state = S.Cr;
+    else {
+      if (b === 0x0a) bareLf = true;
+      state = S.Mid;
+    }
+  };
+  const afterBareCr = (b: number): void => {
+    bareCr = true;
+    state = b === 0x0d ? S.Cr : S.Mid;
+  };
+  for (let i = 0; i < input.length; i++) {
+    const b = input[i]!;
+    const ch = String.fromCharCode(b);
+    switch (state) {
+      case S.Mid:
+        content += ch;
+        if (b === 0x0d) state = S.Cr;
+        else if (b === 0x0a) bareLf = true;
+        break;
+      case S.Cr:
+        content += ch;
+        if (b === 0x0a) state = S.LineStart;
+        else afterBareCr(b);
+        break;
+      case S.LineStart:
+        if (b === 0x2e) state = S.Dot;
+        else {
+          content += ch;
+          inLine(b);
+        }
+        break;
+      case S.Dot:
+        if (b === 0x0d) state = S.DotCr;
+        else {
+          content += ch;
+          inLine(b);
+        }
+        break;
+      case S.DotCr:
+        if (b === 0x0a) return { content, doneAt: i + 1, bareLf, bareCr };
+        content += '\r' + ch;
+        afterBareCr(b);
+        break;
+    }
+  }
+  return { content, doneAt: -1, bareLf, bareCr };
+}
+
+test('DATA machine: random inputs of CR, LF, dots and text agree with the byte-at-a-time reference', () => {
+  let seed = 12345;
+  const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  const alphabet = ['\r', '\n', '.', 'a', '\r\n', '\r\n.', 'bc'];
+  for (let round = 0; round < 3000; round++) {
+    let text = '';
+    const parts = rand(30);
+    for (let k = 0; k < parts; k++) text += alphabet[rand(alphabet.length)];
+    const input = Buffer.from(text, 'latin1');
+    const cuts: number[] = [];
+    for (let at = rand(4) + 1; at < input.length; at += rand(6) + 1) cuts.push(at);
+    const got = run(input, cuts);
+    const want = referenceScan(input);
+    const where = `input ${JSON.stringify(text)} cuts ${JSON.stringify(cuts)}`;
+    assert.deepEqual({ content: got.content, doneAt: got.doneAt, bareLf: got.bareLf, bareCr: got.bareCr }, want, where);
+  }
+});
+
+test('DATA machine: scans mail-like 80-octet lines well above the old byte loop (~140 MB/s)', () => {
+  const input = Buffer.from(`${'x'.repeat(78)}\r\n`.repeat(12_000) + '.\r\n');
+  let best = 0;
+  // best of a few rounds: a busy machine slows a round, never speeds one up
+  for (let round = 0; round < 5; round++) {
+    const start = performance.now();
+    for (let i = 0; i < 5; i++) assert.equal(new DataReader(2 << 20).feed(input).done, true);
+    best = Math.max(best, (5 * input.length) / 1e6 / ((performance.now() - start) / 1000));
+  }
+  // the indexOf scanner does ~1 GB/s here on the 2-core development machine
+  assert.ok(best > 300, `${best.toFixed(0)} MB/s`);
+});

@@ -1,6 +1,7 @@
 /*
- * Looks at the header section of a received message (RFC 5322 §2.2) to learn which fields are present,
- * so submission can add a missing Date: or Message-ID:. Pure and read-only: it never rewrites the message.
+ * Looks at the header section of a received message (RFC 5322 §2.2) to learn which fields are present
+ * and how often, so submission can add a missing Date: or Message-ID: and the hop count (Received:
+ * lines) can stop a mail loop. Pure and read-only: it never rewrites the message.
  * The header section ends at the first empty line; a message without one is all header.
  */
 
@@ -8,9 +9,14 @@ const LF = 0x0a;
 const CR = 0x0d;
 const COLON = 0x3a;
 
-/** Lower-case names of the fields in the header section of `content` (pieces in order). */
+/** Lower-case names of the fields in the header section of `content`. */
 export function headerFieldNames(content: Buffer): Set<string> {
-  const names = new Set<string>();
+  return new Set(headerFieldCounts(content).keys());
+}
+
+/** How many times each field (lower-case name) occurs in the header section of `content`. */
+export function headerFieldCounts(content: Buffer): Map<string, number> {
+  const names = new Map<string, number>();
   let start = 0;
   while (start < content.length) {
     let end = content.indexOf(LF, start);
@@ -22,7 +28,8 @@ export function headerFieldNames(content: Buffer): Set<string> {
     if (first !== 0x20 && first !== 0x09) {
       const colon = content.indexOf(COLON, start);
       if (colon > start && colon < lineEnd) {
-        names.add(content.toString('latin1', start, colon).trimEnd().toLowerCase());
+        const name = content.toString('latin1', start, colon).trimEnd().toLowerCase();
+        names.set(name, (names.get(name) ?? 0) + 1);
       }
     }
     start = end + 1;

@@ -5,12 +5,15 @@
  */
 
 const SMALL = 8 * 1024;
+/** Blocks start small (most messages are a few KB) and double up to BLOCK. */
+const FIRST_BLOCK = 8 * 1024;
 const BLOCK = 64 * 1024;
 
 export class MessageContent {
   private parts: Buffer[] = [];
   private block: Buffer | null = null;
   private used = 0;
+  private nextBlock = FIRST_BLOCK;
   /** octets held */
   size = 0;
 
@@ -24,7 +27,8 @@ export class MessageContent {
     }
     if (!this.block || this.used + piece.length > this.block.length) {
       this.seal();
-      this.block = Buffer.allocUnsafe(BLOCK);
+      this.block = Buffer.allocUnsafe(this.nextBlock);
+      this.nextBlock = Math.min(BLOCK, this.nextBlock * 2);
     }
     piece.copy(this.block, this.used);
     this.used += piece.length;
@@ -36,10 +40,16 @@ export class MessageContent {
     this.block = null;
     this.used = 0;
     this.size = 0;
+    this.nextBlock = FIRST_BLOCK;
   }
 
-  toBuffer(): Buffer {
+  /**
+   * The message in one buffer; with `prefix`, the prefix followed by the message, made in one copy
+   * (the commit path puts our trace headers in front without copying the message twice).
+   */
+  toBuffer(prefix?: Buffer): Buffer {
     this.seal();
+    if (prefix && prefix.length > 0) return Buffer.concat([prefix, ...this.parts], prefix.length + this.size);
     return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
   }
 

@@ -5,7 +5,7 @@
  * A 250 is queued only after the commit resolved; any failure answers 451 4.3.0 and the transaction is
  * gone either way (the client retries; nothing half-done is acknowledged).
  */
-import { headerFieldNames } from '../proto/headers.js';
+import { headerFieldCounts, headerFieldNames } from '../proto/headers.js';
 import { reply } from '../proto/reply.js';
 import { receivedHeader, rfc5322Date, withProtocol } from '../proto/trace.js';
 import type { Reply } from '../proto/reply.js';
@@ -17,8 +17,11 @@ function protocolOf(ctx: SessionContext, helo: Helo, tx: Transaction): string {
   return withProtocol({ esmtp: helo.esmtp, tls: ctx.tls, auth: ctx.authUser !== null, utf8: tx.params.smtputf8, lmtp: ctx.settings.lmtp });
 }
 
-/** Header lines we add in front of the client's message. */
-export function addedHeaders(ctx: SessionContext, helo: Helo, tx: Transaction, body: Buffer, id: string): string {
+/**
+ * Header lines we add in front of the client's message. `body` (the message so far) is read only on
+ * submission, for the Date:/Message-ID: check; pass a function so other listeners never assemble it.
+ */
+export function addedHeaders(ctx: SessionContext, helo: Helo, tx: Transaction, body: Buffer | (() => Buffer), id: string): string {
   const date = new Date(ctx.clock.now());
   const only = tx.recipients.length === 1 ? (tx.recipients[0]?.address ?? null) : null;
   let out = receivedHeader({
@@ -31,7 +34,7 @@ export function addedHeaders(ctx: SessionContext, helo: Helo, tx: Transaction, b
     date,
   });
   if (ctx.settings.submission) {
-    const present = headerFieldNames(body);
+    const present = headerFieldNames(typeof body === 'function' ? body() : body);
     if (!present.has('date')) out += `Date: ${rfc5322Date(date)}\r\n`;
     if (!present.has('message-id')) out += `Message-ID: <${id}.${ctx.newId()}@${ctx.settings.hostname}>\r\n`;
   }
@@ -58,6 +61,7 @@ export function envelopeOf(ctx: SessionContext, helo: Helo, tx: Transaction, id:
       body: p.body,
       smtputf8: p.smtputf8,
       trace_bytes: traceBytes,
+      ...(p.xqueueid !== undefined ? { xqueueid: p.xqueueid } : {}),
     },
   };
 }
@@ -65,11 +69,16 @@ export function envelopeOf(ctx: SessionContext, helo: Helo, tx: Transaction, id:
 /** Commits the transaction and answers; leaves the session in the `ready` phase. */
 export async function commitMessage(ctx: SessionContext, helo: Helo, tx: Transaction): Promise<void> {
   const id = ctx.newId();
-  const body = tx.content.toBuffer();
-  const added = Buffer.from(addedHeaders(ctx, helo, tx, body, id), 'utf8');
-  const content = Buffer.concat([added, body]);
+  const added = Buffer.from(addedHeaders(ctx, helo, tx, () => tx.content.toBuffer(), id), 'utf8');
+  // one copy of the message: our headers and the received pieces go into a single new buffer
+  const content = tx.content.toBuffer(added);
   const envelope = envelopeOf(ctx, helo, tx, id, added.length);
   ctx.state = { phase: 'ready', helo };
+  const hops = headerFieldCounts(content).get('received') ?? 0;
+  if (hops > ctx.settings.hopCountLimit) {
+    // a loop between MTAs: refused here, the previous hop bounces it once (RFC 5321 §6.3)
+    return replyToMessage(ctx, tx, reply(554, '5.4.6', `Error: too many hops (${hops} Received: lines), mail forwarding loop`));
+  }
   if (ctx.settings.lmtp) return deliverLmtp(ctx, tx, envelope, content);
   try {
     const { queueId } = await ctx.services.commit(envelope, content);

@@ -31,9 +31,11 @@ test('greeting, EHLO keywords, a whole transaction committed with our Received: 
   assert.match(prefix, /^Received: from client\.example \(\[192\.0\.2\.10\]\)\r\n\tby mx\.example\.test \(Cartero\) with ESMTP id ID\d+\r\n\tfor <bob@example\.test>; /);
   assert.equal(commit.envelope.sender, 'carol@remote.test');
   assert.deepEqual(commit.envelope.recipients, [{ address: 'bob@example.test', orcpt: 'rfc822;bob@example.test', notify: ['FAILURE'] }]);
+  // trace_bytes: the octets we put in front of the client's message
+  assert.equal(commit.envelope.meta['trace_bytes'], Buffer.byteLength(prefix));
   assert.deepEqual(
-    { ...commit.envelope.meta, received_id: 'x' },
-    { client: '192.0.2.10', client_port: 40000, helo: 'client.example', protocol: 'ESMTP', auth_user: null, tls: false, listener: 'smtp.listen[0]', received_id: 'x', ret: 'HDRS', envid: 'env+1', body: '8BITMIME', smtputf8: false },
+    { ...commit.envelope.meta, received_id: 'x', trace_bytes: 0 },
+    { client: '192.0.2.10', client_port: 40000, helo: 'client.example', protocol: 'ESMTP', auth_user: null, tls: false, listener: 'smtp.listen[0]', received_id: 'x', ret: 'HDRS', envid: 'env+1', body: '8BITMIME', smtputf8: false, trace_bytes: 0 },
   );
   assert.deepEqual(await exchange(h, ['QUIT']), ['221 2.0.0 Bye']);
   await h.client.closed();

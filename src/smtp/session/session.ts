@@ -133,6 +133,26 @@ export class Session implements SessionContext {
     this.cancelLinger = this.clock.schedule(LINGER_MS, () => this.destroy());
   }
 
+  quit(last: Reply): void {
+    if (this.closing) return;
+    // Bytes after QUIT (in this chunk or a later one): keep reading them away so the kernel does not
+    // answer them with a reset that could destroy our 221 before the client reads it.
+    if (!this.onlyQuitPending()) return this.close(last);
+    this.reply(last);
+    this.flush();
+    this.closing = true;
+    this.cancelIdle();
+    // Nothing more is read: a client that resets the connection after our 221 (smtp-source does) costs
+    // no error object, and the socket is released once the 221 and our FIN are with the kernel.
+    this.stream.end(() => this.destroy());
+    this.cancelLinger = this.clock.schedule(LINGER_MS, () => this.destroy());
+  }
+
+  /** The QUIT line being handled is the last input we hold. */
+  private onlyQuitPending(): boolean {
+    return this.inbox.length === 1 && this.offset >= this.inbox[0]!.length;
+  }
+
   protocolError(): void {
     this.errors++;
     if (this.errors >= this.settings.maxErrors) this.close(tooManyErrors(this.settings.hostname));

@@ -27,6 +27,8 @@ export interface SessionLimits {
   authFailureDelayMs: number;
   /** command line length including CRLF */
   maxCommandLine: number;
+  /** Received: lines (ours included) beyond which a message is refused as a mail loop (Postfix's hopcount_limit) */
+  hopCountLimit: number;
 }
 
 export interface SessionSettings extends SessionLimits {
@@ -118,6 +120,11 @@ export interface SessionContext {
   flush(): void;
   /** sends `last` if given and closes the connection */
   close(last?: Reply): void;
+  /**
+   * QUIT: sends `last` and closes without waiting to read the client's end (like Postfix), unless the
+   * client already sent more after QUIT; then as close().
+   */
+  quit(last: Reply): void;
   /** counts a protocol error; past the limit the session answers 421 and closes */
   protocolError(): void;
   /** line limit for the next lines (AUTH exchanges allow longer ones) */

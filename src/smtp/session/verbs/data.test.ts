@@ -50,3 +50,18 @@ test('8-bit and binary-ish content is stored byte for byte', async () => {
   assert.equal((await h.client.replies(6))[5], '250 2.0.0 Ok: queued as Q000001');
   addedPrefix(h.services.commits[0]!.content, Buffer.concat([body.subarray(0, body.length - 15), Buffer.from('.leading dot\r\n')]));
 });
+
+test('a message that has passed too many hops is refused as a mail loop (hopcount_limit)', async () => {
+  const h = await inData(false);
+  // 50 Received: lines already, plus ours = 51 > 50
+  const trace = Array.from({ length: 50 }, (_, i) => `Received: from hop${i}.test by hop${i + 1}.test; Thu, 26 Nov 2026 10:00:00 +0000\r\n`).join('');
+  h.client.send(`${trace}Subject: loop\r\n\r\nround and round\r\n.\r\n`);
+  const [last] = (await h.client.replies(6)).slice(5);
+  assert.match(last ?? '', /^554 5\.4\.6 Error: too many hops \(51 Received: lines\)/);
+  assert.equal(h.services.commits.length, 0);
+  // one hop fewer is fine
+  await exchange(h, ['MAIL FROM:<a@remote.test>', 'RCPT TO:<bob@example.test>', 'DATA']);
+  h.client.send(`${trace.split('\r\n').slice(1).join('\r\n')}Subject: fine\r\n\r\nonce\r\n.\r\n`);
+  assert.match((await h.client.replies(10))[9] ?? '', /^250 2\.0\.0 Ok: queued/);
+  assert.equal(h.services.commits.length, 1);
+});

@@ -9,6 +9,6 @@ export const quit: VerbSpec<'QUIT'> = {
   phases: ALL_COMMAND_PHASES,
   endsGroup: true,
   handle(ctx) {
-    ctx.close(reply(221, '2.0.0', 'Bye'));
+    ctx.quit(reply(221, '2.0.0', 'Bye'));
   },
 };
