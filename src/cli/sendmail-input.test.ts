@@ -28,10 +28,12 @@ describe('parseSendmailArgs', () => {
     assert.equal(parseSendmailArgs(['-q']).mode, 'flush');
     assert.equal(parseSendmailArgs(['-q30m']).mode, 'flush');
     assert.equal(parseSendmailArgs(['-bm', 'a@x.test']).mode, 'deliver');
+    assert.equal(parseSendmailArgs(['-bs']).mode, 'smtp');
+    assert.equal(parseSendmailArgs(['-b', 's', '-c', 'f.yaml']).mode, 'smtp');
   });
 
   test('unknown, unsupported and malformed options are usage errors (64)', () => {
-    for (const argv of [['-Z'], ['-bs'], ['-bd'], ['-I'], ['-f'], ['-N', 'never,success'], ['-N', 'sometimes'], ['-R', 'all'], ['-B', 'BINARYMIME'], ['-V', 'has space'], ['--frob'], ['-qRexample.test']]) {
+    for (const argv of [['-Z'], ['-bd'], ['-bz'], ['-I'], ['-f'], ['-N', 'never,success'], ['-N', 'sometimes'], ['-R', 'all'], ['-B', 'BINARYMIME'], ['-V', 'has space'], ['--frob'], ['-qRexample.test']]) {
       assert.equal(code(() => parseSendmailArgs(argv)), 64, argv.join(' '));
     }
   });

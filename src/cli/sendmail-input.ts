@@ -28,8 +28,8 @@ export class SendmailError extends Error {
 }
 
 export interface SendmailOptions {
-  /** -bm (default): queue a message; -bp: list the queue; -q: flush it */
-  mode: 'deliver' | 'list' | 'flush';
+  /** -bm (default): queue a message; -bp: list the queue; -q: flush it; -bs: SMTP on standard input/output */
+  mode: 'deliver' | 'list' | 'flush' | 'smtp';
   /** -t */
   extractRecipients: boolean;
   /** -i / -oi: a line with a single "." does not end the message */
@@ -151,7 +151,8 @@ function applyValue(o: SendmailOptions, letter: string, value: string): void {
     case 'b':
       if (value === 'm') o.mode = 'deliver';
       else if (value === 'p') o.mode = 'list';
-      else throw usage(`option -b${value} is not supported (supported: -bm, -bp)`);
+      else if (value === 's') o.mode = 'smtp';
+      else throw usage(`option -b${value} is not supported (supported: -bm, -bp, -bs)`);
       return;
     case 'o':
       // -oi as -i; -oA, -o7, -o8, -om, -od*, -oe* and the rest are ignored like Postfix ignores them

@@ -4,15 +4,22 @@
  * same commit path as SMTP (alias expansion, log line); a running node delivers it within its poll
  * interval. Prints nothing and exits 0 only once the message is committed; otherwise one line
  * "sendmail: ..." on stderr and a sysexits code (64 usage, 65 data, 74 input, 75 tempfail, 78 config),
- * and nothing is queued. -bp and -q run `cartero queue list` / `queue flush`.
+ * and nothing is queued. -bp and -q run `cartero queue list` / `queue flush`. -bs speaks SMTP on standard
+ * input and output (the local program is trusted like mynetworks, AUTH is not needed); each message gets
+ * its 250 only once committed, and standard output carries nothing but the SMTP replies.
  */
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import { createAuthenticator } from '../auth/authenticate.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { LocalDomains } from '../policy/domains.js';
+import { createRecipientPolicy } from '../policy/recipients.js';
 import { createCommit } from '../queue/commit.js';
+import type { SmtpServices } from '../smtp/services.js';
+import { runStdioSession } from '../smtp/stdio.js';
 import { openStore, type Store } from '../store/index.js';
 import { systemClock } from '../store/api.js';
 import { CliError, configPath, UsageError } from './args.js';
@@ -48,6 +55,7 @@ options:
   -v                 log the queueing to standard error
   -bm                queue the message (the default)
   -bp                list the queue (cartero queue list)
+  -bs                speak SMTP on standard input and output (each message queued before its 250)
   -q                 flush the queue (cartero queue flush)
   -C FILE, -c FILE, --config FILE
                      configuration file (default $CARTERO_CONFIG or ./cartero.yaml)
@@ -154,11 +162,62 @@ async function queueMessage(o: SendmailOptions, io: Io, readInput: (limit: numbe
   }
 }
 
+/** The byte streams of `-bs` (default: the process's standard input and output). */
+export interface SendmailStdio {
+  input: Readable;
+  output: Writable;
+}
+
+/**
+ * `-bs`: one SMTP session on standard input/output with the node's recipient policy and commit path.
+ * A store that cannot be opened is a 421 on the SMTP channel and exit 75; after that the exit code is 0
+ * (as Postfix's sendmail -bs): each transaction's fate is in its own reply.
+ */
+async function smtpSession(o: SendmailOptions, io: Io, stdio: SendmailStdio): Promise<number> {
+  const config = loadConfig(configPath(o.config, io.env));
+  const user = invokingUser(io.env);
+  let store: Store;
+  try {
+    store = await openStore(config.store, { migrate: config.store.migrate_on_start });
+  } catch (err) {
+    stdio.output.write(`421 4.3.0 ${config.hostname} Error: queue unavailable, try again later\r\n`);
+    throw new SendmailError(EX_TEMPFAIL, `queue unavailable: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const logger = commitLogger(config, o.verbose, io);
+  try {
+    const clock = systemClock;
+    const d = config.delivery;
+    const domains = new LocalDomains({ store, domains: config.domains, relayDomains: config.relay_domains, clock });
+    const commit = createCommit({
+      store,
+      domains,
+      delimiters: d.recipient_delimiter,
+      recursionLimit: d.virtual_alias_recursion_limit,
+      expansionLimit: d.virtual_alias_expansion_limit,
+      clock,
+      logger,
+    });
+    const services: SmtpServices = {
+      checkRecipient: createRecipientPolicy({ store, domains, delimiters: d.recipient_delimiter, clock }),
+      // a local user may send as anyone, as with sendmail -f
+      checkSender: async () => ({ action: 'accept' }),
+      authenticate: createAuthenticator(store),
+      commit: (envelope, content) => commit({ ...envelope, meta: { ...envelope.meta, client: 'local', protocol: 'sendmail-bs', user } }, content),
+    };
+    await runStdioSession({ input: stdio.input, output: stdio.output, config, services, logger, listener: 'sendmail -bs' });
+    return 0;
+  } finally {
+    logger.flush?.();
+    await store.close();
+  }
+}
+
 /**
  * Runs `cartero sendmail ARGS`. `readInput` reads standard input up to `limit + 1` bytes (default: the
- * Io's readStdinBytes); injectable for tests. Never throws: every failure is a message and an exit code.
+ * Io's readStdinBytes); injectable for tests, as are the streams of -bs. Never throws: every failure is a
+ * message and an exit code.
  */
-export async function runSendmail(argv: string[], io: Io, readInput?: (limit: number) => Promise<Buffer>): Promise<number> {
+export async function runSendmail(argv: string[], io: Io, readInput?: (limit: number) => Promise<Buffer>, stdio?: SendmailStdio): Promise<number> {
   try {
     const o = parseSendmailArgs(argv);
     if (o.help) {
@@ -167,7 +226,8 @@ export async function runSendmail(argv: string[], io: Io, readInput?: (limit: nu
     }
     const config = o.config !== undefined ? ['-c', o.config] : [];
     if (o.mode === 'list') return await runQueue(['list', ...config], io);
-    if (o.mode === 'flush') return await runQueue(['flush', ...config], io);
+    if (o.mode === 'flush') return await runQueue(['flush', ...config], io, { logLines: false });
+    if (o.mode === 'smtp') return await smtpSession(o, io, stdio ?? { input: process.stdin, output: process.stdout });
     await queueMessage(o, io, readInput ?? ((limit) => io.readStdinBytes(limit)));
     return 0;
   } catch (err) {

@@ -126,13 +126,30 @@ export async function startMailServices(options: MailServicesOptions): Promise<M
     onRemoteTransport: remote.onRemoteTransport,
     virtual,
     rewriting: rewriter ? { rewriter, headersFor: headerRewritePolicy(config.local_header_rewrite_clients, trusted) } : null,
-    dsn: { hostname: config.hostname, delayWarningMs: d.delay_warning_time * 1000, returnLimit: d.bounce_size_limit },
+    dsn: {
+      hostname: config.hostname,
+      delayWarningMs: d.delay_warning_time * 1000,
+      returnLimit: d.bounce_size_limit,
+      bounceLifetimeMs: d.bounce_queue_lifetime * 1000,
+      doubleBounceRecipient: d.double_bounce_recipient ?? `postmaster@${config.domains[0] ?? config.hostname}`,
+    },
   });
   const services: SmtpServices = {
     checkRecipient: createRecipientPolicy({ store, domains, delimiters, virtual }),
     checkSender: createSenderPolicy({ store, delimiters, recursionLimit: d.virtual_alias_recursion_limit }),
     authenticate: createAuthenticator(store),
     commit,
+    // ETRN (RFC 1985): a relay domain's queued mail becomes due now
+    flushDomain: async (domain, { subdomains, client }) => {
+      if (!domains.isRelay(domain)) return null;
+      const ids = await store.queue.flushDomain(domain, clock.now(), { subdomains });
+      if (ids.length > 0) {
+        const actor = `smtp ${client.address}${client.authUser ? ` (${client.authUser})` : ''}`;
+        await store.queue.recordAdmin({ at: clock.now(), actor, action: 'etrn', target: `${subdomains ? '@' : ''}${domain}`, detail: `${ids.length} entries due now` });
+        scheduler.kick();
+      }
+      return ids.length;
+    },
   };
   const lmtpServices = createLmtpServices({ store, domains, delimiters, local, commit, clock, logger });
   return { services, lmtpServices, scheduler, trusted, reloadMaps: () => maps.reload(), close: () => remote.agent.close() };

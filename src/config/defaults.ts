@@ -28,6 +28,7 @@ export const DEFAULT_DELIVERY = {
   virtual_alias_expansion_limit: 1000,
   delay_warning_time: 0,
   bounce_size_limit: 50_000,
+  bounce_queue_lifetime: 5 * 24 * 3600,
 } as const;
 
 export const DEFAULT_LISTENERS = {

@@ -98,6 +98,10 @@ const delivery = z
     virtual_alias_expansion_limit: positiveInt.max(100_000).default(D.virtual_alias_expansion_limit),
     /** seconds before the sender is told a message is still queued (Postfix's delay_warning_time); 0 = never */
     delay_warning_time: z.number({ error: 'a number of seconds (0 = off)' }).int().min(0).default(D.delay_warning_time),
+    /** how long our own notices are retried before they are given up (Postfix's bounce_queue_lifetime) */
+    bounce_queue_lifetime: positiveInt.default(D.bounce_queue_lifetime),
+    /** where a notice that cannot be delivered goes, once (Postfix's 2bounce_notice_recipient); default postmaster@ first domain */
+    double_bounce_recipient: z.string().regex(/^[^\s@]+@[^\s@]+$/, { error: 'an address such as postmaster@example.org' }).optional(),
     /** bytes of the original message a bounce may return (Postfix's bounce_size_limit) */
     bounce_size_limit: positiveInt.default(D.bounce_size_limit),
   })
@@ -170,6 +174,16 @@ export const configSchema = z.strictObject({
     .strictObject({
       ...section(smtpListener, DEFAULT_LISTENERS.smtp),
       message_size_limit: positiveInt.default(DEFAULT_MESSAGE_SIZE_LIMIT),
+      /** recipients per message (Postfix's smtpd_recipient_limit): 452 4.5.3 beyond */
+      recipient_limit: positiveInt.max(100_000).default(1000),
+      /** Received: lines, ours included, beyond which a message is refused as a loop (Postfix's hopcount_limit) */
+      hopcount_limit: positiveInt.max(1000).default(50),
+      /** protocol errors before 421 and disconnect (Postfix's smtpd_hard_error_limit) */
+      error_limit: positiveInt.max(1000).default(10),
+      /** idle seconds waiting for a command (RFC 5321 §4.5.3.2: at least 300) */
+      command_timeout: positiveInt.max(86_400).default(300),
+      /** idle seconds waiting for message data */
+      data_timeout: positiveInt.max(86_400).default(180),
     })
     .prefault({}),
   imap: z.strictObject(section(listener, DEFAULT_LISTENERS.imap)).prefault({}),

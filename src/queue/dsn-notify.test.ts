@@ -3,7 +3,9 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { provisionAccount } from '../directory/accounts.js';
 import type { QueueEntry } from '../store/index.js';
 import type { BackoffSettings } from './backoff.js';
-import { createDsnNotifier, delayWarningDue, wantsNotice, type DsnNotifier, type NoticeResult } from './dsn-notify.js';
+import { createDsnNotifier, delayWarningDue, isOwnNotice, noticeBackoff, wantsNotice, type DsnNotifier, type NoticeResult } from './dsn-notify.js';
+import { QueueScheduler } from './scheduler.js';
+import { createLocalAgent } from '../delivery/local.js';
 import { buildPipeline, captureLogger, inboxTexts, ManualClock, message, openTestStore, type LogRecord, type Pipeline, type TestStore } from './testing.js';
 
 const S = 1000;
@@ -133,5 +135,93 @@ describe('DSN notifier with the real commit path', () => {
     const text = (await t.store.queue.content(ids[0]!)).toString();
     assert.doesNotMatch(text, /rfc822-headers|message\/rfc822/);
     assert.ok(lines.some((l) => /original message unreadable/.test(String(l.msg))));
+  });
+
+  test('double bounce: our undeliverable notice goes to the postmaster once, never further', async () => {
+    await provisionAccount(t.store, 'postmaster@example.test', null);
+    const cap = captureLogger();
+    const n = createDsnNotifier({ commit: p.commit, logger: cap.logger, hostname: 'mx.example.test', backoff: BACKOFF, doubleBounceRecipient: 'postmaster@example.test' });
+    const e = await queued('someone@remote.test', [{ address: 'x@remote.test' }]);
+    const [noticeId] = await n.notify(e, [{ recipientId: idOf(e, 'x@remote.test'), outcome: 'failed', reason: '550 5.1.1 no' }], () => t.store.queue.content(e.id), clock.now());
+    const notice = await t.store.queue.get(noticeId!);
+    assert.ok(notice && isOwnNotice(notice));
+    // the notice itself cannot be delivered to the remote sender
+    const res: NoticeResult[] = [{ recipientId: notice.recipients[0]!.id, outcome: 'failed', reason: 'host mx.remote.test[192.0.2.1] said: 550 5.1.1 <someone@remote.test>: unknown' }];
+    const [copyId, ...more] = await n.notify(notice, res, () => t.store.queue.content(notice.id), clock.now());
+    assert.deepEqual(more, []);
+    const copy = await t.store.queue.get(copyId!);
+    assert.equal(copy?.sender, '');
+    assert.deepEqual(copy?.recipients.map((r) => [r.address, r.notify]), [['postmaster@example.test', ['NEVER']]]);
+    assert.equal(copy?.meta.postmaster_copy, true);
+    const text = (await t.store.queue.content(copyId!)).toString();
+    assert.match(text, /\r\nSubject: Postmaster Copy: Undelivered Mail Returned to Sender\r\nTo: postmaster@example\.test\r\n/);
+    assert.match(text, /A delivery status notification that this system generated could not/);
+    assert.match(text, /X-Cartero-Sender: rfc822; <>\r\n/);
+    assert.match(text, /Final-Recipient: rfc822; someone@remote\.test\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; mx\.remote\.test/);
+    assert.match(text, /Content-Type: message\/rfc822\r\n[\s\S]*Subject: Undelivered Mail Returned to Sender/, 'the notice is returned whole');
+    assert.ok(cap.lines.some((l) => String(l.msg).includes(`undeliverable notification reported to <postmaster@example.test>: ${copyId}`)));
+    // the postmaster copy failing too: discarded with a log line, nothing queued
+    const copyEntry = copy!;
+    const before = (await t.store.queue.list()).length;
+    assert.deepEqual(await n.notify(copyEntry, [{ recipientId: copyEntry.recipients[0]!.id, outcome: 'failed', reason: '550 5.1.1 no' }], () => t.store.queue.content(copyEntry.id), clock.now()), []);
+    assert.equal((await t.store.queue.list()).length, before);
+    assert.ok(cap.lines.some((l) => /undeliverable postmaster copy discarded/.test(String(l.msg))));
+    // the copy reaches the postmaster's mailbox
+    await p.scheduler.runOnce();
+    const inbox = await inboxTexts(t.store, 'postmaster@example.test');
+    assert.equal(inbox.length, 1);
+    assert.match(inbox[0]!, /Subject: Postmaster Copy:/);
+  });
+
+  test('a relayed null-sender message and a notifier without a double-bounce address only log', async () => {
+    const cap = captureLogger();
+    const withPm = createDsnNotifier({ commit: p.commit, logger: cap.logger, hostname: 'mx.example.test', backoff: BACKOFF, doubleBounceRecipient: 'postmaster@example.test' });
+    const foreign = await queued('', [{ address: 'y@remote.test' }], { protocol: 'esmtp', dsn: 'failure' });
+    assert.equal(isOwnNotice(foreign), false, 'protocol dsn is set by our notifier only');
+    assert.deepEqual(await withPm.notify(foreign, [{ recipientId: idOf(foreign, 'y@remote.test'), outcome: 'failed', reason: '550 no' }], () => t.store.queue.content(foreign.id), clock.now()), []);
+    const e = await queued('someone@remote.test', [{ address: 'x@remote.test' }]);
+    const [noticeId] = await notifier.notify(e, [{ recipientId: idOf(e, 'x@remote.test'), outcome: 'failed', reason: '550 5.1.1 no' }], () => t.store.queue.content(e.id), clock.now());
+    const notice = (await t.store.queue.get(noticeId!))!;
+    assert.deepEqual(await notifier.notify(notice, [{ recipientId: notice.recipients[0]!.id, outcome: 'failed', reason: '550 no' }], () => t.store.queue.content(notice.id), clock.now()), []);
+    assert.ok(lines.some((l) => /never bounce a bounce/.test(String(l.msg))));
+    // deferred and delivered results of a notice are not reported at all
+    assert.deepEqual(await withPm.notify(notice, [{ recipientId: notice.recipients[0]!.id, outcome: 'deferred', reason: '451 later' }], () => t.store.queue.content(notice.id), clock.now() + 10 * H), []);
+  });
+
+  test('bounce_queue_lifetime: null-sender entries are given up earlier; the scheduler loop ends', async () => {
+    const base = BACKOFF;
+    assert.equal(noticeBackoff({ sender: '' }, base, 2 * H).lifetimeMs, 2 * H);
+    assert.equal(noticeBackoff({ sender: 'a@b.test' }, base, 2 * H).lifetimeMs, base.lifetimeMs);
+    assert.equal(noticeBackoff({ sender: '' }, base, null).lifetimeMs, base.lifetimeMs);
+    const n = createDsnNotifier({ commit: p.commit, logger: captureLogger().logger, hostname: 'mx.example.test', backoff: base, bounceLifetimeMs: 2 * H });
+    const e = await queued('', [{ address: 'x@remote.test' }]);
+    assert.equal(n.backoffFor?.(e, base).lifetimeMs, 2 * H);
+
+    // every destination refuses: message → notice → postmaster copy → discarded, and the queue empties
+    await t.store.queue.list().then((all) => Promise.all(all.map((x) => t.store.queue.remove(x.id))));
+    const cap = captureLogger();
+    const dn = createDsnNotifier({ commit: p.commit, logger: cap.logger, hostname: 'mx.example.test', backoff: base, doubleBounceRecipient: 'postmaster@example.test' });
+    const scheduler = new QueueScheduler({
+      store: t.store,
+      logger: cap.logger,
+      clock,
+      router: () => ({ kind: 'error', permanent: true, status: '5.7.1', text: 'refused by the transport table' }),
+      local: createLocalAgent({ store: t.store, delimiters: '+' }),
+      notifier: dn,
+      owner: 'test',
+      concurrency: 4,
+      leaseMs: 60_000,
+      pollIntervalMs: 1000,
+      backoff: base,
+    });
+    await p.commit({ sender: 'alice@example.test', recipients: [{ address: 'x@remote.test' }], meta: {} }, message('loop'));
+    const seen = new Set<string>();
+    for (let round = 0; round < 10; round++) {
+      for (const q of await t.store.queue.list()) seen.add(q.id);
+      if ((await scheduler.runOnce()) === 0) break;
+    }
+    assert.deepEqual(await t.store.queue.list(), []);
+    assert.equal(seen.size, 3, 'the message, its notice and one postmaster copy');
+    assert.ok(cap.lines.some((l) => /undeliverable postmaster copy discarded/.test(String(l.msg))));
   });
 });

@@ -53,6 +53,13 @@ export interface DsnRequest {
   retryUntil?: number;
   /** unique part of the Message-ID; default `<entry id>.<kind>.<now>` */
   uniqueId?: string;
+  /** the report's recipient; default the envelope sender */
+  to?: string;
+  /**
+   * Postfix's double bounce: `entry` is one of our own notices that could not be delivered, reported to
+   * the postmaster (`to`) with the notice returned whole when it fits the limit.
+   */
+  postmasterCopy?: boolean;
 }
 
 export interface Dsn {
@@ -222,7 +229,7 @@ function returnedPart(req: DsnRequest, global: boolean): ReturnedPart | null {
   const content = req.returnContent;
   if (!content) return null;
   const limit = Math.max(0, req.returnLimit ?? DEFAULT_RETURN_LIMIT);
-  const full = req.kind === 'failure' && String(req.entry.meta.ret ?? '').toUpperCase() === 'FULL';
+  const full = req.kind === 'failure' && (req.postmasterCopy === true || String(req.entry.meta.ret ?? '').toUpperCase() === 'FULL');
   const what = req.kind === 'failure' ? 'Undelivered' : req.kind === 'delay' ? 'Delayed' : 'Delivered';
   if (full && content.length <= limit && req.entry.meta.body !== 'BINARYMIME' && lineClean(content)) {
     const eightBit = has8bit(content);
@@ -258,7 +265,13 @@ function duration(ms: number): string {
 function humanText(req: DsnRequest, global: boolean, note: string | null): string {
   const host = oneLine(req.reportingMta, false, 255);
   const lines: string[] = [`This is the mail system at host ${host}.`, ''];
-  if (req.kind === 'failure') {
+  if (req.postmasterCopy === true) {
+    lines.push(
+      'A delivery status notification that this system generated could not',
+      'be delivered to its recipient, the sender of the original message.',
+      'The notification is attached below; no further notice will be sent.',
+    );
+  } else if (req.kind === 'failure') {
     lines.push(
       "I'm sorry to have to inform you that your message could not",
       "be delivered to one or more recipients. It's attached below.",
@@ -301,7 +314,7 @@ function statusFields(req: DsnRequest, global: boolean): string {
   if (typeof meta.envid === 'string' && meta.envid !== '') perMessage += foldField('Original-Envelope-Id', encodeXtext(oneLine(meta.envid, true, 100)));
   perMessage += foldField('Reporting-MTA', `dns; ${oneLine(req.reportingMta, false, 255)}`);
   perMessage += foldField('X-Cartero-Queue-ID', oneLine(req.entry.id, false, 64));
-  perMessage += foldField('X-Cartero-Sender', `rfc822; ${fieldAddress(req.entry.sender, global)}`);
+  perMessage += foldField('X-Cartero-Sender', `rfc822; ${req.entry.sender === '' ? '<>' : fieldAddress(req.entry.sender, global)}`);
   perMessage += foldField('Arrival-Date', rfc5322Date(new Date(req.entry.receivedAt)));
   const groups = req.recipients.map((r) => {
     let g = '';
@@ -339,8 +352,9 @@ function boundaryFor(base: string, parts: Buffer[]): string {
 /** The notification for `req`, or null when there is nothing to report (null sender, no recipient). */
 export function buildDsn(req: DsnRequest): Dsn | null {
   const { entry } = req;
-  if (entry.sender === '' || req.recipients.length === 0) return null;
-  const global = entry.meta.smtputf8 === true || NON_ASCII.test(entry.sender) || req.recipients.some((r) => NON_ASCII.test(r.address));
+  const to = req.to ?? entry.sender;
+  if (to === '' || req.recipients.length === 0) return null;
+  const global = entry.meta.smtputf8 === true || NON_ASCII.test(to) || NON_ASCII.test(entry.sender) || req.recipients.some((r) => NON_ASCII.test(r.address));
   const host = oneLine(req.reportingMta, false, 255).replace(/[^A-Za-z0-9.-]/g, '') || 'localhost';
 
   const returned = returnedPart(req, global);
@@ -371,8 +385,8 @@ export function buildDsn(req: DsnRequest): Dsn | null {
   const head =
     foldField('Date', rfc5322Date(new Date(req.now))) +
     foldField('From', `MAILER-DAEMON@${host} (Mail Delivery System)`) +
-    foldField('Subject', SUBJECTS[req.kind]) +
-    foldField('To', fieldAddress(entry.sender, global)) +
+    foldField('Subject', req.postmasterCopy === true ? `Postmaster Copy: ${SUBJECTS[req.kind]}` : SUBJECTS[req.kind]) +
+    foldField('To', fieldAddress(to, global)) +
     foldField('Auto-Submitted', 'auto-replied') +
     foldField('Message-ID', `<${oneLine(uniqueId, false, 200).replace(/[^A-Za-z0-9.$+=_-]/g, '_')}@${host}>`) +
     'MIME-Version: 1.0' + CRLF +
@@ -389,7 +403,7 @@ export function buildDsn(req: DsnRequest): Dsn | null {
   chunks.push(Buffer.from(`--${boundary}--${CRLF}`, 'latin1'));
   return {
     sender: '',
-    recipients: [entry.sender],
+    recipients: [to],
     content: Buffer.concat(chunks),
     meta: { dsn: req.kind, original_queue_id: entry.id, body: global8 ? '8BITMIME' : '7BIT', smtputf8: global },
   };

@@ -87,6 +87,7 @@ test('delivery config: Postfix-like defaults, and a maximal_backoff below minima
     virtual_alias_expansion_limit: 1000,
     delay_warning_time: 0,
     bounce_size_limit: 50_000,
+    bounce_queue_lifetime: 432_000,
   });
   const bad = validateConfig({ delivery: { minimal_backoff: 600, maximal_backoff: 300, recipient_delimiter: '%', colour: 1 } }, '/tmp');
   assert.ok('problems' in bad);

@@ -116,6 +116,8 @@ export class QueueScheduler {
   /** the last lease round filled every free slot: more may be due when a slot frees up */
   private backlog = false;
   private timer: NodeJS.Timeout | null = null;
+  /** destination domains paused by `cartero queue pause`, as of the last lease round */
+  private paused: ReadonlySet<string> = new Set();
 
   constructor(private readonly o: SchedulerOptions) {
     this.clock = o.clock ?? systemClock;
@@ -183,6 +185,8 @@ export class QueueScheduler {
     if (free <= 0) return [];
     const leases = await this.o.store.queue.lease({ owner: this.o.owner, limit: free, leaseMs: this.o.leaseMs, now: this.clock.now() });
     this.backlog = leases.length === free;
+    // lease() skips entries whose every pending recipient is paused; mixed entries are deferred per recipient
+    if (leases.length > 0) this.paused = new Set((await this.o.store.queue.pauses()).map((p) => p.domain));
     return leases;
   }
 
@@ -247,6 +251,10 @@ export class QueueScheduler {
   private async route(ctx: EntryContext, r: QueueRecipient): Promise<Routed> {
     const preset = ctx.undeliverable[r.address];
     if (preset !== undefined) return { r, kind: 'now', relay: 'none', result: { outcome: 'failed', reason: preset } };
+    const domain = splitAddress(r.address)?.domain.toLowerCase();
+    if (domain !== undefined && this.paused.has(domain)) {
+      return { r, kind: 'now', relay: 'none', result: { outcome: 'deferred', reason: `451 4.3.2 delivery to ${domain} is paused by the administrator` } };
+    }
     let t: Transport;
     try {
       t = await this.o.router(r.address);
@@ -334,11 +342,13 @@ export class QueueScheduler {
     const { entry } = ctx;
     let outcome: RecipientOutcome;
     let reason = result.reason;
-    if (result.outcome === 'deferred' && expired(entry.receivedAt, now, this.o.backoff)) {
+    // our own notices live by bounce_queue_lifetime, everything else by maximal_queue_lifetime
+    const backoff = this.o.notifier?.backoffFor?.(entry, this.o.backoff) ?? this.o.backoff;
+    if (result.outcome === 'deferred' && expired(entry.receivedAt, now, backoff)) {
       reason = `message expired after ${Math.round((now - entry.receivedAt) / 1000)}s in the queue: ${reason}`;
       outcome = { recipientId: r.id, outcome: 'failed', reason };
     } else if (result.outcome === 'deferred') {
-      outcome = { recipientId: r.id, outcome: 'deferred', reason, retryAt: retryAt(entry.receivedAt, now, this.o.backoff) };
+      outcome = { recipientId: r.id, outcome: 'deferred', reason, retryAt: retryAt(entry.receivedAt, now, backoff) };
     } else {
       outcome = { recipientId: r.id, outcome: result.outcome, reason };
     }

@@ -36,7 +36,7 @@ export interface QueueWiring {
   virtual?: VirtualAliasOptions | null;
   rewriting?: CommitRewriting | null;
   /** bounces and other DSNs; absent: failures are only logged */
-  dsn?: { hostname: string; delayWarningMs: number; returnLimit: number } | null;
+  dsn?: { hostname: string; delayWarningMs: number; returnLimit: number; bounceLifetimeMs: number; doubleBounceRecipient: string } | null;
 }
 
 export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueScheduler; local: DeliveryAgent } {
@@ -45,7 +45,7 @@ export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueS
   // the notifier queues DSNs through the commit made below
   let commitLater: CommitFn = () => Promise.reject(new Error('commit not ready'));
   const notifier = w.dsn
-    ? createDsnNotifier({ commit: (e, c) => commitLater(e, c), logger, hostname: w.dsn.hostname, backoff: w.backoff, delayWarningMs: w.dsn.delayWarningMs, returnLimit: w.dsn.returnLimit })
+    ? createDsnNotifier({ commit: (e, c) => commitLater(e, c), logger, hostname: w.dsn.hostname, backoff: w.backoff, delayWarningMs: w.dsn.delayWarningMs, returnLimit: w.dsn.returnLimit, bounceLifetimeMs: w.dsn.bounceLifetimeMs, doubleBounceRecipient: w.dsn.doubleBounceRecipient })
     : null;
   const scheduler = new QueueScheduler({
     store,

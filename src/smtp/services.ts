@@ -79,4 +79,12 @@ export interface SmtpServices {
    * only once that recipient's copy is on stable storage. Without it an LMTP session answers 451.
    */
   deliver?(envelope: Envelope, content: Buffer): Promise<RecipientReply[]>;
+  /**
+   * ETRN (RFC 1985), advertised in EHLO only when present: makes the queued mail for `domain` (with
+   * `subdomains`, also for its subdomains) due now and wakes the scheduler. Resolves to the number of
+   * queue entries started, or null when `domain` is not one we queue mail for (not in relay_domains),
+   * which the session answers 459. The session has already checked that the client may ask (mynetworks
+   * or authenticated); `client` is for the admin log.
+   */
+  flushDomain?(domain: string, options: { subdomains: boolean; client: ClientInfo }): Promise<number | null>;
 }

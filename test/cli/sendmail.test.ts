@@ -83,7 +83,7 @@ describe('cartero sendmail', () => {
       { args: ['not an address@@x'], stdin: 'b\n', code: 64, err: /bad address syntax/ },
       { args: ['-t'], stdin: 'To: "unterminated@example.test\n\nb\n', code: 65, err: /unterminated quoted string/ },
       { args: ['-Z', 'bob@example.test'], stdin: 'b\n', code: 64, err: /unknown option -Z/ },
-      { args: ['-bs'], stdin: '', code: 64, err: /-bs is not supported/ },
+      { args: ['-bd'], stdin: '', code: 64, err: /-bd is not supported \(supported: -bm, -bp, -bs\)/ },
     ];
     for (const k of cases) {
       const r = await runCmd(['sendmail', ...c(), ...k.args], { stdin: k.stdin, env });

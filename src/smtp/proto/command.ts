@@ -24,7 +24,11 @@ export type Command =
   | { verb: 'RSET' }
   | { verb: 'NOOP' }
   | { verb: 'QUIT' }
-  | { verb: 'STARTTLS' };
+  | { verb: 'STARTTLS' }
+  /** RFC 1985: start the queue for a domain, "@domain" (with its subdomains), or a named queue "#name" */
+  | { verb: 'ETRN'; target: EtrnTarget };
+
+export type EtrnTarget = { kind: 'domain'; domain: string; subdomains: boolean } | { kind: 'queue'; name: string };
 
 export type Verb = Command['verb'];
 
@@ -35,10 +39,14 @@ export type ParsedLine =
 export interface ParseOptions {
   /** the current transaction declared SMTPUTF8 (for RCPT) */
   smtputf8: boolean;
+  /** an LMTP listener (MAIL accepts XQUEUEID) */
+  lmtp?: boolean;
 }
 
-const KNOWN = new Set(['HELO', 'EHLO', 'LHLO', 'MAIL', 'RCPT', 'DATA', 'BDAT', 'RSET', 'NOOP', 'QUIT', 'VRFY', 'HELP', 'STARTTLS', 'AUTH']);
-const UNIMPLEMENTED = new Set(['EXPN', 'ETRN', 'TURN', 'ATRN', 'SEND', 'SOML', 'SAML']);
+const KNOWN = new Set(['HELO', 'EHLO', 'LHLO', 'MAIL', 'RCPT', 'DATA', 'BDAT', 'RSET', 'NOOP', 'QUIT', 'VRFY', 'HELP', 'STARTTLS', 'AUTH', 'ETRN']);
+const UNIMPLEMENTED = new Set(['EXPN', 'TURN', 'ATRN', 'SEND', 'SOML', 'SAML']);
+/** RFC 1985 §5: a domain name (no address literal), one label at least, at most 255 octets */
+const ETRN_DOMAIN = /^(?=.{1,255}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 type NoArgumentVerb = 'DATA' | 'RSET' | 'QUIT' | 'STARTTLS';
 const NO_ARGUMENT = new Set<string>(['DATA', 'RSET', 'QUIT', 'STARTTLS'] satisfies NoArgumentVerb[]);
 const HELO_ARG = /^[\x21-\x7e]{1,255}$/;
@@ -61,7 +69,7 @@ export function parseCommand(line: string, opts: ParseOptions): ParsedLine {
     case 'LHLO':
       return HELO_ARG.test(arg.trim()) ? { ok: true, command: { verb: word, domain: arg.trim() } } : fail('syntax', `Syntax: ${word} hostname`);
     case 'MAIL':
-      return parseMail(arg, fail);
+      return parseMail(arg, fail, opts.lmtp === true);
     case 'RCPT':
       return parseRcpt(arg, opts, fail);
     case 'BDAT':
@@ -72,6 +80,8 @@ export function parseCommand(line: string, opts: ParseOptions): ParsedLine {
       return arg.trim() === '' ? fail('syntax', 'Syntax: VRFY address') : { ok: true, command: { verb: 'VRFY', argument: arg.trim() } };
     case 'HELP':
       return { ok: true, command: { verb: 'HELP', topic: arg.trim() || null } };
+    case 'ETRN':
+      return parseEtrn(arg.trim(), fail);
     default:
       return { ok: true, command: { verb: 'NOOP' } };
   }
@@ -86,12 +96,12 @@ function addressFailure(problem: AddressProblem, role: 'sender' | 'recipient', f
   return fail(`${role}_syntax`);
 }
 
-function parseMail(arg: string, fail: Fail): ParsedLine {
+function parseMail(arg: string, fail: Fail, lmtp: boolean): ParsedLine {
   const m = /^FROM: */i.exec(arg);
   if (!m) return fail('syntax', 'Syntax: MAIL FROM:<address>');
   const path = parsePath(arg.slice(m[0].length), { smtputf8: true, allowNull: true });
   if (!path.ok) return addressFailure(path.problem, 'sender', fail);
-  const params = parseMailParams(path.rest);
+  const params = parseMailParams(path.rest, { lmtp });
   if (!params.ok) return { ok: false, verb: 'MAIL', error: params.error };
   if (path.mailbox?.utf8 && !params.value.smtputf8) return fail('utf8_address');
   return { ok: true, command: { verb: 'MAIL', sender: path.mailbox, params: params.value } };
@@ -113,6 +123,18 @@ function parseBdat(arg: string, fail: Fail): ParsedLine {
   const m = /^(\d{1,15})( +LAST)? *$/i.exec(arg);
   if (!m) return fail('syntax', 'Syntax: BDAT count [LAST]');
   return { ok: true, command: { verb: 'BDAT', size: Number(m[1]), last: m[2] !== undefined } };
+}
+
+function parseEtrn(arg: string, fail: Fail): ParsedLine {
+  const usage = (): ParsedLine => fail('syntax', 'Syntax: ETRN domain');
+  if (arg.startsWith('#')) {
+    const name = arg.slice(1);
+    return /^[\x21-\x7e]{1,64}$/.test(name) ? { ok: true, command: { verb: 'ETRN', target: { kind: 'queue', name } } } : usage();
+  }
+  const subdomains = arg.startsWith('@');
+  const domain = subdomains ? arg.slice(1) : arg;
+  if (!ETRN_DOMAIN.test(domain)) return usage();
+  return { ok: true, command: { verb: 'ETRN', target: { kind: 'domain', domain: domain.toLowerCase().replace(/\.$/, ''), subdomains } } };
 }
 
 function parseAuth(arg: string, fail: Fail): ParsedLine {

@@ -14,6 +14,7 @@ import { auth, continueAuth, endExchange } from './verbs/auth.js';
 import { bdat } from './verbs/bdat.js';
 import { data } from './verbs/data.js';
 import { ehlo, helo, lhlo } from './verbs/helo.js';
+import { etrn } from './verbs/etrn.js';
 import { help } from './verbs/help.js';
 import { mail } from './verbs/mail.js';
 import { noop } from './verbs/noop.js';
@@ -39,6 +40,7 @@ const REGISTRY: { [V in Verb]: VerbSpec<V> } = {
   NOOP: noop,
   QUIT: quit,
   STARTTLS: starttls,
+  ETRN: etrn,
 };
 
 export interface Dispatched {
@@ -73,7 +75,7 @@ export async function dispatchLine(ctx: SessionContext, event: LineEvent): Promi
     return { verb: 'UNKNOWN', endsGroup: true };
   }
   const tx = ctx.state.phase === 'mail' ? ctx.state.tx : null;
-  const parsed = parseCommand(event.text, { smtputf8: tx?.params.smtputf8 ?? false });
+  const parsed = parseCommand(event.text, { smtputf8: tx?.params.smtputf8 ?? false, lmtp: ctx.settings.lmtp });
   if (!parsed.ok) {
     ctx.reply(errorReply(parsed.error), tx ? { sender: tx.sender } : {});
     // A BDAT whose size cannot be read leaves unknown octets on the wire: they must never become commands.
