@@ -509,6 +509,72 @@ export interface ClusterStore {
   database(): Promise<DatabaseView | null>;
 }
 
+// ---------------------------------------------------------------- bulk copy between stores
+
+/**
+ * A message row as stored, for copying a mailbox to another store without renumbering it: IMAP clients
+ * keep their caches only when UIDVALIDITY, UIDs and MODSEQs are unchanged.
+ */
+export interface BulkMessage {
+  uid: number;
+  modseq: number;
+  /** the MODSEQ of its append or copy: the change feed tells an append from a flag change by it */
+  createdModseq: number;
+  flags: string[];
+  internalDate: number;
+  size: number;
+  blobId: BlobId;
+  structure: string | null;
+  /** the key it was appended with (a delivery's `queueId:recipient`), while the store still knows it */
+  idempotencyKey: string | null;
+}
+
+/** A mailbox as it is, with the expunge records the change feed reports (QRESYNC's VANISHED). */
+export interface BulkMailbox {
+  name: string;
+  specialUse: string | null;
+  subscribed: boolean;
+  uidValidity: number;
+  uidNext: number;
+  highestModseq: number;
+  expunged: { uid: number; modseq: number }[];
+}
+
+/** A queue entry as it is, without its lease. Recipients keep their states, attempts and last errors. */
+export interface BulkQueueEntry {
+  id: string;
+  sender: string;
+  meta: Record<string, unknown>;
+  receivedAt: number;
+  state: QueueEntryState;
+  dueAt: number;
+  attempts: number;
+  recipients: Omit<QueueRecipient, 'id'>[];
+}
+
+/**
+ * Rows read and written as they are, for `cartero store migrate`: no UID or MODSEQ allocation, no quota
+ * check, no change signal. Meant for a target no node serves yet; each write is atomic and durable.
+ */
+export interface BulkStore {
+  /** Messages with UID > `afterUid`, sorted by UID, at most `limit`; [] for an unknown mailbox. */
+  exportMessages(mailboxId: number, afterUid: number, limit: number): Promise<BulkMessage[]>;
+  /**
+   * Creates the mailbox with the UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and expunge records given (later
+   * creates in the account never reuse its UIDVALIDITY). throws `not_found` (account), `exists`,
+   * `invalid` (a UID not below UIDNEXT, a MODSEQ above HIGHESTMODSEQ, numbers out of range)
+   */
+  importMailbox(accountId: number, mailbox: BulkMailbox): Promise<Mailbox>;
+  /**
+   * Inserts messages at their own UIDs and MODSEQs with `content` (hashed again: `blobId` must match it)
+   * and keeps the mailbox counters exact. throws `not_found` (mailbox), `exists` (a UID or idempotency key
+   * taken, or an expunged UID), `invalid` (UID not below UIDNEXT, MODSEQ above HIGHESTMODSEQ, bad flags)
+   */
+  importMessages(mailboxId: number, messages: (BulkMessage & { content: Buffer })[]): Promise<void>;
+  /** Inserts an unleased queue entry under its own id. throws `exists`, `invalid` (no recipient, bad state) */
+  importQueueEntry(entry: BulkQueueEntry, content: Buffer): Promise<void>;
+}
+
 // ---------------------------------------------------------------- the store
 
 export type BackendName = 'embedded' | 'postgres';
@@ -522,6 +588,7 @@ export interface Store {
   readonly changes: ChangeFeed;
   readonly blobs: BlobStore;
   readonly cluster: ClusterStore;
+  readonly bulk: BulkStore;
   /** Applies pending schema migrations; returns the versions applied. Idempotent. */
   migrate(): Promise<number[]>;
   /** Checks the store is reachable and writable (health checks). */

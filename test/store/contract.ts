@@ -663,5 +663,133 @@ export function runStoreContract(name: string, open: Open): void {
         await store.ping();
       });
     });
+
+    describe('bulk rows (store migrate)', () => {
+      t('a mailbox copied with exportMessages/importMailbox/importMessages keeps UIDs, MODSEQs, flags, keys and expunges', async ({ store }) => {
+        const { inbox } = await setupAccount(store);
+        const big = Buffer.concat([message('big'), Buffer.alloc(200 * 1024, 'x')]);
+        await store.messages.append(inbox.id, { content: message('one'), flags: ['\\Seen'], internalDate: T0 - 5000, structure: 'S1' }, T0);
+        await store.messages.append(inbox.id, { content: message('two'), idempotencyKey: 'Q1:alice@example.test' }, T0);
+        await store.messages.append(inbox.id, { content: message('three'), flags: ['\\Deleted'] }, T0);
+        await store.messages.append(inbox.id, { content: big, flags: ['$Label1'] }, T0);
+        await store.messages.append(inbox.id, { content: message('one') }, T0);
+        await store.messages.setFlags(inbox.id, [{ from: 2, to: 2 }], 'add', ['\\Flagged']);
+        assert.deepEqual(await store.messages.expunge(inbox.id), [3]);
+        const src = (await store.mailboxes.getById(inbox.id))!;
+        const exported = await store.bulk.exportMessages(inbox.id, 0, 2);
+        assert.deepEqual(exported.map((m) => m.uid), [1, 2]);
+        assert.equal(exported[0]!.structure, 'S1');
+        assert.equal(exported[1]!.idempotencyKey, 'Q1:alice@example.test');
+        assert.ok(exported[1]!.modseq > exported[1]!.createdModseq, 'a flag change moved the MODSEQ');
+        const rest = await store.bulk.exportMessages(inbox.id, 2, 100);
+        assert.deepEqual(rest.map((m) => m.uid), [4, 5]);
+        assert.deepEqual(await store.bulk.exportMessages(999_999, 0, 10), []);
+
+        await store.directory.addAccount({ address: 'copy@example.test', passwordHash: null });
+        const other = (await store.directory.getAccount('copy@example.test'))!;
+        const expunged = (await store.changes.since(inbox.id, 0)).filter((c) => c.kind === 'expunge').map((c) => ({ uid: c.uid, modseq: c.modseq }));
+        assert.equal(expunged.length, 1);
+        const box = await store.bulk.importMailbox(other.id, {
+          name: 'INBOX', specialUse: '\\Archive', subscribed: true, uidValidity: src.uidValidity, uidNext: src.uidNext, highestModseq: src.highestModseq, expunged,
+        });
+        assert.equal(box.uidValidity, src.uidValidity);
+        const all = [...exported, ...rest];
+        const withContent = await Promise.all(all.map(async (m) => ({ ...m, content: await store.messages.content(inbox.id, m.uid) })));
+        await store.bulk.importMessages(box.id, withContent.slice(0, 3));
+        await store.bulk.importMessages(box.id, withContent.slice(3));
+        await store.bulk.importMessages(box.id, []);
+
+        const copy = (await store.mailboxes.getById(box.id))!;
+        for (const k of ['uidValidity', 'uidNext', 'highestModseq', 'messages', 'unseen', 'size'] as const) assert.equal(copy[k], src[k], k);
+        assert.equal(copy.specialUse, '\\Archive');
+        assert.equal(copy.subscribed, true);
+        assert.deepEqual(await store.messages.list(box.id), await store.messages.list(inbox.id));
+        assert.deepEqual(await store.messages.structures(box.id), await store.messages.structures(inbox.id));
+        assert.deepEqual(await store.changes.since(box.id, 0), await store.changes.since(inbox.id, 0));
+        assert.deepEqual(await store.changes.since(box.id, exported[1]!.createdModseq), await store.changes.since(inbox.id, exported[1]!.createdModseq));
+        assert.deepEqual(await store.messages.content(box.id, 4), big);
+        assert.deepEqual(await store.bulk.exportMessages(box.id, 0, 100), all);
+        // the delivery key came along: the same delivery again is a duplicate of the copied message
+        const again = await store.messages.append(box.id, { content: message('two'), idempotencyKey: 'Q1:alice@example.test' }, T0);
+        assert.deepEqual([again.duplicate, again.uid, again.uidValidity], [true, 2, src.uidValidity]);
+        // and new mail continues after the old UIDs and MODSEQs
+        const next = await store.messages.append(box.id, { content: message('new') }, T0);
+        assert.equal(next.uid, src.uidNext);
+        assert.ok(next.modseq > src.highestModseq);
+      });
+
+      t('bulk imports refuse rows that do not fit or collide', async ({ store }) => {
+        const { account } = await setupAccount(store);
+        const base = { specialUse: null, subscribed: false, uidValidity: 7, uidNext: 10, highestModseq: 20, expunged: [{ uid: 3, modseq: 5 }] };
+        await rejectsKind(store.bulk.importMailbox(999_999, { ...base, name: 'X' }), 'not_found');
+        await rejectsKind(store.bulk.importMailbox(account.id, { ...base, name: 'INBOX' }), 'exists');
+        await rejectsKind(store.bulk.importMailbox(account.id, { ...base, name: '' }), 'invalid');
+        await rejectsKind(store.bulk.importMailbox(account.id, { ...base, name: 'X', uidValidity: 0 }), 'invalid');
+        await rejectsKind(store.bulk.importMailbox(account.id, { ...base, name: 'X', uidValidity: 2 ** 32 }), 'invalid');
+        await rejectsKind(store.bulk.importMailbox(account.id, { ...base, name: 'X', uidNext: 1.5 }), 'invalid');
+        await rejectsKind(store.bulk.importMailbox(account.id, { ...base, name: 'X', expunged: [{ uid: 10, modseq: 1 }] }), 'invalid');
+        await rejectsKind(store.bulk.importMailbox(account.id, { ...base, name: 'X', expunged: [{ uid: 2, modseq: 21 }] }), 'invalid');
+        await rejectsKind(store.bulk.importMailbox(account.id, { ...base, name: 'X', expunged: [{ uid: 2, modseq: 1 }, { uid: 2, modseq: 2 }] }), 'invalid');
+        const box = await store.bulk.importMailbox(account.id, { ...base, name: 'X' });
+        const content = message('m');
+        const { createHash } = await import('node:crypto');
+        const m = { uid: 1, modseq: 4, createdModseq: 2, flags: [], internalDate: T0, size: content.length, blobId: createHash('sha256').update(content).digest('hex'), structure: null, idempotencyKey: null, content };
+        await rejectsKind(store.bulk.importMessages(999_999, [m]), 'not_found');
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, uid: 10 }]), 'invalid');
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, uid: 0 }]), 'invalid');
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, modseq: 21 }]), 'invalid');
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, createdModseq: 5 }]), 'invalid');
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, blobId: 'f'.repeat(64) }]), 'invalid');
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, size: 1 }]), 'invalid');
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, flags: ['bad flag'] }]), 'invalid');
+        await rejectsKind(store.bulk.importMessages(box.id, [m, m]), 'invalid');
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, uid: 3 }]), 'exists');
+        await store.bulk.importMessages(box.id, [{ ...m, idempotencyKey: 'k1' }]);
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, uid: 2 }, m]), 'exists');
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...m, uid: 2, idempotencyKey: 'k1' }]), 'exists');
+        // nothing of a refused batch stayed
+        assert.deepEqual((await store.messages.list(box.id)).map((x) => x.uid), [1]);
+        assert.equal((await store.mailboxes.getById(box.id))!.messages, 1);
+        assert.equal(await store.blobs.refs(m.blobId), 1);
+      });
+
+      t('a queue entry imported under its id keeps recipients\' states and is leased and completed as usual', async ({ store }) => {
+        const content = message('queued');
+        const entry = {
+          id: 'ABC123',
+          sender: 'a@example.test',
+          meta: { client: '192.0.2.1', helo: 'x', nested: { b: 1, a: [1, 2] } },
+          receivedAt: T0 - 60_000,
+          state: 'active' as const,
+          dueAt: T0 - 1000,
+          attempts: 3,
+          recipients: [
+            { address: 'r1@x.test', orcpt: 'rfc822;r1@x.test', notify: ['FAILURE'], state: 'done' as const, attempts: 1, lastError: null },
+            { address: 'r2@y.test', orcpt: null, notify: null, state: 'pending' as const, attempts: 2, lastError: '451 try later' },
+            { address: 'r3@z.test', orcpt: null, notify: [], state: 'failed' as const, attempts: 1, lastError: '550 no such user' },
+          ],
+        };
+        await store.bulk.importQueueEntry(entry, content);
+        await store.bulk.importQueueEntry({ ...entry, id: 'HELD1', state: 'held', dueAt: T0 - 1000 }, content);
+        await rejectsKind(store.bulk.importQueueEntry(entry, content), 'exists');
+        await rejectsKind(store.bulk.importQueueEntry({ ...entry, id: 'NEW1', recipients: [] }, content), 'invalid');
+        await rejectsKind(store.bulk.importQueueEntry({ ...entry, id: 'NEW2', state: 'leased' as never }, content), 'invalid');
+        await rejectsKind(store.bulk.importQueueEntry({ ...entry, id: 'bad id!' }, content), 'invalid');
+        await rejectsKind(store.bulk.importQueueEntry({ ...entry, id: 'NEW3', recipients: [{ ...entry.recipients[0]!, state: 'gone' as never }] }, content), 'invalid');
+        const got = (await store.queue.get('ABC123'))!;
+        assert.equal(got.sender, entry.sender);
+        assert.deepEqual(got.meta, entry.meta);
+        assert.deepEqual([got.receivedAt, got.state, got.dueAt, got.attempts, got.leaseOwner, got.leaseExpiresAt, got.size], [entry.receivedAt, 'active', entry.dueAt, 3, null, null, content.length]);
+        assert.deepEqual(got.recipients.map(({ id: _id, ...r }) => r), entry.recipients);
+        assert.deepEqual(await store.queue.content('ABC123'), content);
+        assert.equal(await store.blobs.refs(got.blobId), 2);
+        assert.deepEqual(await store.queue.counts(T0), { active: 1, held: 1, leased: 0, due: 1 });
+        const [lease] = await store.queue.lease({ owner: 'n1', limit: 10, leaseMs: 60_000, now: T0 });
+        assert.equal(lease?.entry.id, 'ABC123');
+        const pending = lease!.entry.recipients.find((r) => r.state === 'pending')!;
+        assert.deepEqual(await store.queue.complete('ABC123', lease!.token, [{ recipientId: pending.id, outcome: 'done' }], T0), { pending: 0, removed: true });
+        assert.equal(await store.blobs.refs(got.blobId), 1);
+      });
+    });
   });
 }

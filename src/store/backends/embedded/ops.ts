@@ -3,6 +3,7 @@
  * derives its typed client from this table (rpc.ts), so a renamed operation fails to compile.
  */
 import { blobOps } from './blobs.js';
+import { bulkOps } from './bulk.js';
 import { clusterOps } from './cluster.js';
 import type { OpContext } from './context.js';
 import { directoryOps } from './directory.js';
@@ -26,6 +27,7 @@ export function createOps(ctx: OpContext) {
     messages: messageOps(ctx),
     blobs: blobOps(ctx),
     cluster: clusterOps(ctx),
+    bulk: bulkOps(ctx),
   };
 }
 
@@ -67,4 +69,5 @@ export const READ_OPS: ReadonlySet<string> = new Set([
   'cluster.nodes',
   'cluster.leases',
   'cluster.jobHolders',
+  'bulk.exportMessages',
 ]);

@@ -11,6 +11,7 @@ import type {
   AppendResult,
   BlobId,
   BlobStore,
+  BulkStore,
   ChangeFeed,
   ClusterStore,
   DirectoryStore,
@@ -26,6 +27,7 @@ import { newQueueId, sha256, verifyBlob } from '../../common.js';
 import { isStoreError, StoreError } from '../../errors.js';
 import { BLOB_FILE_MISSING } from './blobs.js';
 import { BlobFiles } from './blobfiles.js';
+import { embeddedBulk } from './bulk-client.js';
 import { embeddedCluster } from './cluster-client.js';
 import { READ_OPS } from './ops.js';
 import { remote, WorkerClient } from './rpc.js';
@@ -82,6 +84,7 @@ class EmbeddedStore implements Store {
   readonly changes: ChangeFeed;
   readonly blobs: BlobStore;
   readonly cluster: ClusterStore;
+  readonly bulk: BulkStore;
 
   private readonly call: (op: string, args: unknown[]) => Promise<unknown>;
 
@@ -95,6 +98,7 @@ class EmbeddedStore implements Store {
     this.directory = remote(this.call, 'directory');
     this.mailboxes = remote(this.call, 'mailboxes');
     this.cluster = embeddedCluster(remote(this.call, 'cluster'));
+    this.bulk = embeddedBulk(remote(this.call, 'bulk'), remote(this.call, 'mailboxes'), files, INLINE_BLOB_LIMIT);
     const q = remote(this.call, 'queue');
     const m = remote(this.call, 'messages');
     const b = remote(this.call, 'blobs');

@@ -4,9 +4,10 @@
  * node can start while the database fails over. Errors are StoreErrors; an unreachable, read-only or
  * standby server is `unavailable`.
  */
-import type { BlobStore, ChangeFeed, ClusterStore, DirectoryStore, MailboxStore, MessageStore, QueueStore, Store } from '../../api.js';
+import type { BlobStore, BulkStore, ChangeFeed, ClusterStore, DirectoryStore, MailboxStore, MessageStore, QueueStore, Store } from '../../api.js';
 import { StoreError } from '../../errors.js';
 import { PgBlobs } from './blobs.js';
+import { PgBulk } from './bulk.js';
 import { PgChangeFeed } from './changes.js';
 import { PgCluster } from './cluster.js';
 import { Db } from './db.js';
@@ -33,6 +34,7 @@ class PgStore implements Store {
   readonly changes: ChangeFeed;
   readonly blobs: BlobStore;
   readonly cluster: ClusterStore;
+  readonly bulk: BulkStore;
   private readonly feed: PgChangeFeed;
 
   constructor(private readonly db: Db) {
@@ -44,6 +46,7 @@ class PgStore implements Store {
     this.changes = this.feed;
     this.blobs = new PgBlobs(db);
     this.cluster = new PgCluster(db);
+    this.bulk = new PgBulk(db);
   }
 
   migrate(): Promise<number[]> {
