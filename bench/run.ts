@@ -7,6 +7,9 @@ import '../src/threadpool.js';
 const suites: Record<string, () => Promise<void>> = {
   store: async () => (await import('./store.js')).main(),
   smtp: async () => (await import('./smtp.js')).main(),
+  relay: async () => (await import('./relay.js')).main(),
+  imap: async () => (await import('./imap.js')).main(),
+  cluster: async () => (await import('./cluster.js')).main(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

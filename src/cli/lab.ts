@@ -68,7 +68,8 @@ const commands: Record<string, Command> = {
     run: async (args, io) => {
       const dir = stateDir(args, io);
       const r = await lab(labDown(dir));
-      emit(io, args.json, { dir, stopped: r.stopped }, () => `stopped ${r.stopped.length} process${r.stopped.length === 1 ? '' : 'es'}; removed ${dir}\n`);
+      const dropped = r.dropped ? `; dropped database ${r.dropped}` : '';
+      emit(io, args.json, { dir, stopped: r.stopped, dropped: r.dropped ?? null }, () => `stopped ${r.stopped.length} process${r.stopped.length === 1 ? '' : 'es'}; removed ${dir}${dropped}\n`);
       return 0;
     },
   },

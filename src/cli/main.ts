@@ -26,6 +26,7 @@ const COMMANDS: Record<string, { summary: string; load(): Promise<Run> }> = {
   sendmail: { summary: 'Sendmail-compatible submission (reads the message from stdin)', load: async () => (await import('./sendmail.js')).runSendmail },
   cluster: { summary: 'cluster status: nodes, singleton jobs, queue, database', load: async () => (await import('./cluster.js')).runCluster },
   lab: { summary: 'rehearse a topology on one machine: up, down, status, kill, start, send', load: async () => (await import('./lab.js')).runLab },
+  store: { summary: 'move the store to another backend: migrate --from OLD.yaml --to NEW.yaml', load: async () => (await import('./store.js')).runStore },
   reload: { summary: 'make the running node re-read its configuration and maps (SIGHUP)', load: async () => (await import('./reload.js')).runReload },
 };
 

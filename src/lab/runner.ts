@@ -7,7 +7,7 @@
  * Failures are LabError with a message for the administrator, including the tail of the node's log.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { configuredListeners, type Config, type ListenerSettings } from '../conf
 import { provisionAccount } from '../directory/accounts.js';
 import type { Fault } from '../dns/authority.js';
 import { isStoreError, openStore, type QueueCounts } from '../store/index.js';
+import { createLabDatabase, DEFAULT_LAB_PG_SERVER, dropLabDatabase } from './database.js';
 import { LabError, paths, readDnsReady, readState, writeAtomic, writeState, type LabState, type NodeState } from './state.js';
 import { findNode, parseTopology, relayRecipientTable, zoneOf, type Topology, type TopologyNode } from './topology.js';
 
@@ -153,21 +154,23 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /**
  * The final configuration of a node, as the lab runs it: the topology's file with the store under the
- * state directory (embedded), the lab DNS server as resolver and the pid file beside it. Written to
- * `<state>/nodes/<node>/cartero.yaml`, validated like any node config.
+ * state directory (embedded) or in the lab's own database (postgres, when the lab made one), the lab
+ * DNS server as resolver and the pid file beside it. Written to `<state>/nodes/<node>/cartero.yaml`,
+ * validated like any node config.
  */
-export function finalNodeConfig(raw: unknown, nodeDir: string, dnsServer: string): Record<string, unknown> {
+export function finalNodeConfig(raw: unknown, nodeDir: string, dnsServer: string, labDatabaseUrl?: string): Record<string, unknown> {
   if (!isRecord(raw)) throw new LabError('the node configuration must be a YAML mapping');
   const out: Record<string, unknown> = structuredClone(raw);
   const store = isRecord(out['store']) ? out['store'] : { backend: 'embedded' };
   if ((store['backend'] ?? 'embedded') === 'embedded') out['store'] = { ...store, backend: 'embedded', path: join(nodeDir, 'data') };
+  else if (store['backend'] === 'postgres' && labDatabaseUrl !== undefined) out['store'] = { ...store, url: labDatabaseUrl };
   const dns = isRecord(out['dns']) ? out['dns'] : {};
   out['dns'] = { ...dns, servers: [dnsServer] };
   out['pid_file'] = join(nodeDir, 'cartero.pid');
   return out;
 }
 
-function writeNodeConfig(topologyDir: string, node: TopologyNode, nodeDir: string, dnsServer: string, topology: Topology): Config {
+function writeNodeConfig(topologyDir: string, node: TopologyNode, nodeDir: string, dnsServer: string, topology: Topology, labDatabaseUrl?: string): Config {
   const source = join(topologyDir, node.config);
   let text: string;
   try {
@@ -178,8 +181,15 @@ function writeNodeConfig(topologyDir: string, node: TopologyNode, nodeDir: strin
   const raw = parseYaml(text);
   if ('problems' in raw) throw new LabError(raw.problems.map((p) => formatProblem(source, p)).join('\n'));
   mkdirSync(nodeDir, { recursive: true });
+  for (const f of node.files) {
+    try {
+      copyFileSync(join(topologyDir, f), join(nodeDir, f));
+    } catch (err) {
+      throw new LabError(`node ${node.name}: cannot copy ${join(topologyDir, f)}: ${(err as Error).message}`);
+    }
+  }
   const file = join(nodeDir, 'cartero.yaml');
-  writeFileSync(file, `# written by cartero lab from ${source}\n${stringify(finalNodeConfig(raw.value, nodeDir, dnsServer))}`);
+  writeFileSync(file, `# written by cartero lab from ${source}\n${stringify(finalNodeConfig(raw.value, nodeDir, dnsServer, labDatabaseUrl))}`);
   syncRelayRecipients(topology, node, nodeDir);
   let config: Config;
   try {
@@ -199,7 +209,7 @@ function syncRelayRecipients(topology: Topology, node: TopologyNode, nodeDir: st
   if (!node.relay_recipients) return;
   const from = findNode(topology, node.relay_recipients.from);
   if (!from) throw new LabError(`node ${node.name}: relay_recipients.from names no node`);
-  writeAtomic(join(nodeDir, node.relay_recipients.file), relayRecipientTable(from));
+  writeAtomic(join(nodeDir, node.relay_recipients.file), relayRecipientTable(from, { expandAliases: node.relay_recipients.expand_aliases }));
 }
 
 /** Domains, accounts and aliases of the topology, added when missing (a restarted lab keeps its store). */
@@ -272,6 +282,11 @@ export interface UpOptions {
   /** per node and for the DNS server; default 30 s */
   startTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /**
+   * For a topology with `postgres: { database: fresh }`: the server to create the database on, ahead of
+   * the topology's `postgres.server`, $CARTERO_LAB_PG_URL and 127.0.0.1:5432 (tests pass a private server).
+   */
+  postgresServer?: string;
 }
 
 function anyAlive(state: LabState, dir: string): boolean {
@@ -327,14 +342,24 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     }
     state.dns.port = ready.port;
     const dnsServer = `127.0.0.1:${ready.port}`;
+    let labDatabaseUrl: string | undefined;
+    if (topology.postgres) {
+      const server = o.postgresServer ?? topology.postgres.server ?? (env['CARTERO_LAB_PG_URL'] || DEFAULT_LAB_PG_SERVER);
+      const db = await createLabDatabase(server);
+      state.postgres = { server, database: db.name };
+      writeState(dir, state);
+      labDatabaseUrl = db.url;
+    }
     const configs = new Map<string, Config>();
     for (const node of topology.nodes) {
       const nodeDir = paths.nodeDir(dir, node.name);
-      const config = writeNodeConfig(topologyDir, node, nodeDir, dnsServer, topology);
+      const config = writeNodeConfig(topologyDir, node, nodeDir, dnsServer, topology, labDatabaseUrl);
       configs.set(node.name, config);
       state.nodes[node.name] = { address: node.address, config: join(nodeDir, 'cartero.yaml'), log: join(nodeDir, 'cartero.log'), pid: null, ...(node.role ? { role: node.role } : {}) };
     }
-    await Promise.all(topology.nodes.map((node) => provision(node, configs.get(node.name)!)));
+    // nodes sharing one database are provisioned one after the other (one directory, no racing inserts)
+    if (topology.postgres) for (const node of topology.nodes) await provision(node, configs.get(node.name)!);
+    else await Promise.all(topology.nodes.map((node) => provision(node, configs.get(node.name)!)));
     for (const node of topology.nodes) {
       const n = state.nodes[node.name]!;
       n.pid = startNodeProcess(node.name, n, env);
@@ -348,8 +373,12 @@ export async function labUp(o: UpOptions): Promise<LabState> {
   }
 }
 
-/** Stops every process of the lab (SIGTERM, then SIGKILL after `graceMs`) and removes the state directory. */
-export async function labDown(stateDir: string, graceMs = 12_000): Promise<{ stopped: string[] }> {
+/**
+ * Stops every process of the lab (SIGTERM, then SIGKILL after `graceMs`), drops the lab's database if
+ * it made one, and removes the state directory. A database that cannot be dropped is reported (LabError
+ * naming it) after everything else is gone.
+ */
+export async function labDown(stateDir: string, graceMs = 12_000): Promise<{ stopped: string[]; dropped?: string }> {
   const dir = resolve(stateDir);
   const state = readState(dir);
   const procs: { name: string; pid: number; marker: string }[] = [];
@@ -367,8 +396,14 @@ export async function labDown(stateDir: string, graceMs = 12_000): Promise<{ sto
       }
     }),
   );
+  let dropError: unknown = null;
+  if (state.postgres) await dropLabDatabase(state.postgres.server, state.postgres.database).catch((err: unknown) => void (dropError = err));
   rmSync(dir, { recursive: true, force: true });
-  return { stopped: procs.map((p) => p.name) };
+  if (dropError !== null && state.postgres) {
+    const why = dropError instanceof Error ? dropError.message : String(dropError);
+    throw new LabError(`the lab stopped, but its database ${state.postgres.database} could not be dropped: ${why}; drop it by hand`);
+  }
+  return { stopped: procs.map((p) => p.name), ...(state.postgres ? { dropped: state.postgres.database } : {}) };
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

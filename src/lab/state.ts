@@ -29,6 +29,8 @@ const stateSchema = z.object({
   createdAt: z.string(),
   dns: z.object({ pid: z.number().int().positive().nullable(), address: z.string(), port: z.number().int().min(1).max(65535) }),
   nodes: z.record(z.string(), nodeState),
+  /** the database `lab up` created for the topology's `postgres: { database: fresh }`, dropped by `down` */
+  postgres: z.object({ server: z.string(), database: z.string() }).optional(),
 });
 
 export type LabState = z.output<typeof stateSchema>;

@@ -36,7 +36,24 @@ const node = z.strictObject({
    * A backup MX's recipient list (Postfix's relay_recipient_maps): the runner writes `file` in the
    * node's state directory with one `address address` line per account and alias of the node `from`.
    */
-  relay_recipients: z.strictObject({ from: z.string().regex(NAME), file: z.string().regex(/^[a-z0-9._-]+$/i, { error: 'a plain file name' }) }).optional(),
+  relay_recipients: z
+    .strictObject({
+      from: z.string().regex(NAME),
+      file: z.string().regex(/^[a-z0-9._-]+$/i, { error: 'a plain file name' }),
+      /**
+       * Map each alias to its targets instead of to itself, so this node expands aliases and `from` only
+       * files mail: an LMTP backend recognises a frontend's resend of a filed message (XQUEUEID), but an
+       * alias it queued would be queued again (docs/lmtp.md).
+       */
+      expand_aliases: z.boolean().default(false),
+    })
+    .optional(),
+  /**
+   * Files of the node other than its config (lookup tables such as a virtual user table), copied from
+   * the topology directory into the node's state directory by `lab up` only, so the node's config names
+   * them by plain file name and an edit made in the lab (then `cartero reload`) survives `lab start`.
+   */
+  files: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, { error: 'a plain file name in the topology directory' })).default([]),
   /** shown by `lab status` */
   role: z.string().max(60).optional(),
 });
@@ -50,12 +67,26 @@ const zoneRecords = z.strictObject({
   ttl: z.number().int().min(0).max(86_400).optional(),
 });
 
+/**
+ * A cluster lab's shared database: `database: fresh` creates an empty database on `server` at `lab up`
+ * (every node whose store is postgres gets its URL) and drops it at `lab down`.
+ */
+const postgres = z.strictObject({
+  database: z.literal('fresh', { error: 'fresh (a new database for this lab, dropped at lab down)' }),
+  /** default $CARTERO_LAB_PG_URL or postgres://postgres@127.0.0.1:5432/postgres */
+  server: z.string().regex(/^postgres(ql)?:\/\//, { error: 'a postgres:// URL of the server to create the database on' }).optional(),
+});
+
 const topologySchema = z.strictObject({
   name: z.string().regex(NAME, { error: 'a short lower-case name such as t1-backup-mx' }),
   description: z.string().default(''),
   nodes: z.array(node).min(1, { error: 'at least one node' }),
   zone: z.record(dnsName, zoneRecords).default({}),
+  postgres: postgres.optional(),
 });
+
+/** What the runner itself writes in a node's state directory (runner.ts). */
+const RESERVED_FILES = new Set(['cartero.yaml', 'cartero.log', 'cartero.pid', 'data']);
 
 export type Topology = z.output<typeof topologySchema>;
 export type TopologyNode = Topology['nodes'][number];
@@ -81,6 +112,11 @@ export function parseTopology(text: string): ParsedTopology {
     if (sameAddress !== undefined) problems.push({ key: `nodes[${i}].address`, found: JSON.stringify(n.address), expected: `an address not already used by nodes[${sameAddress}]` });
     else addresses.set(n.address, i);
     if (n.config.includes('/') || n.config.startsWith('.')) problems.push({ key: `nodes[${i}].config`, found: JSON.stringify(n.config), expected: 'a file name in the topology directory' });
+    n.files.forEach((f, j) => {
+      // the state directory already holds these names: a copied file must not replace them
+      const taken = RESERVED_FILES.has(f) || f === n.relay_recipients?.file || n.files.indexOf(f) !== j;
+      if (taken) problems.push({ key: `nodes[${i}].files[${j}]`, found: JSON.stringify(f), expected: `a file name other than ${[...RESERVED_FILES, ...(n.relay_recipients ? [n.relay_recipients.file] : [])].join(', ')} and the node's other files` });
+    });
   });
   t.nodes.forEach((n, i) => {
     if (n.relay_recipients && !names.has(n.relay_recipients.from)) {
@@ -113,11 +149,15 @@ export function zoneOf(t: Topology): Zone {
  * A backup MX's recipient list in Postfix `key value` form: every account and alias of `source`, each
  * mapped to itself, so the backup accepts exactly what the primary would and passes it on unchanged.
  * Catch-alls (`@domain`) are kept as keys: the primary accepts the whole domain, so does the backup.
+ * With `expandAliases` an alias maps to its targets instead (an LMTP frontend expands them itself).
  */
-export function relayRecipientTable(source: TopologyNode): string {
-  const keys = new Set<string>();
-  for (const a of source.accounts) keys.add(a.address);
-  for (const alias of Object.keys(source.aliases)) keys.add(alias.toLowerCase());
-  const lines = [...keys].sort().map((k) => `${k} ${k}`);
+export function relayRecipientTable(source: TopologyNode, options: { expandAliases?: boolean } = {}): string {
+  const entries = new Map<string, string>();
+  for (const a of source.accounts) entries.set(a.address, a.address);
+  for (const [alias, targets] of Object.entries(source.aliases)) {
+    const key = alias.toLowerCase();
+    entries.set(key, options.expandAliases ? targets.join(', ') : key);
+  }
+  const lines = [...entries.keys()].sort().map((k) => `${k} ${entries.get(k)!}`);
   return `# generated by cartero lab from the accounts and aliases of ${source.name}; do not edit\n${lines.join('\n')}\n`;
 }
