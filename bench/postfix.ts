@@ -3,6 +3,8 @@
  * under a temp dir, listening on one loopback port, delivering every recipient of example.test into one
  * mbox through virtual(8) (fsynced like ours), smtpd_forbid_bare_newline=reject, TLS off. The Debian
  * package is installed on demand (root, apt). Never touches the machine's own /etc/postfix setup.
+ * Relay mode (bench/relay.ts): everything else goes to a relayhost (a sink) or by a transport map
+ * (e.g. LMTP to a Cartero backend), with Postfix's default concurrency and connection caching.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -31,7 +33,14 @@ function postfix(dir: string, command: string): void {
   if (r.status !== 0) throw new Error(`postfix ${command} failed: ${r.stdout.trim()}`);
 }
 
-export function startPostfix(dir: string, port: number): PostfixInstance {
+export interface RelayOptions {
+  /** Postfix's relayhost, e.g. "[127.0.0.1]:2950" */
+  relayhost: string;
+  /** domain -> transport, e.g. { "lmtp.test": "lmtp:inet:127.0.0.1:2424" } */
+  transports?: Record<string, string>;
+}
+
+export function startPostfix(dir: string, port: number, relay?: RelayOptions): PostfixInstance {
   for (const d of ['etc', 'spool', 'data', 'mail']) mkdirSync(join(dir, d), { recursive: true });
   // Postfix's daemons run as the postfix user: every directory above its queue must be searchable
   for (let d = dir; d !== dirname(d); d = dirname(d)) chmodSync(d, statSync(d).mode | 0o755);
@@ -64,6 +73,7 @@ export function startPostfix(dir: string, port: number): PostfixInstance {
       'default_process_limit = 200',
       `maillog_file = ${join(dir, 'maillog')}`,
       `maillog_file_prefixes = ${dir}`,
+      ...(relay ? relayLines(relay) : []),
       '',
     ].join('\n'),
   );
@@ -75,4 +85,14 @@ export function startPostfix(dir: string, port: number): PostfixInstance {
     delivered: () => (existsSync(log) ? (readFileSync(log, 'utf8').match(/status=sent/g) ?? []).length : 0),
     stop: () => postfix(dir, 'stop'),
   };
+}
+
+function relayLines(relay: RelayOptions): string[] {
+  const transports = Object.entries(relay.transports ?? {}).map(([domain, t]) => `${domain}=${t}`);
+  return [
+    `relayhost = ${relay.relayhost}`,
+    'smtp_tls_security_level = none',
+    'lmtp_tls_security_level = none',
+    ...(transports.length > 0 ? [`transport_maps = inline:{ ${transports.join(', ')} }`] : []),
+  ];
 }
