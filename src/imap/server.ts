@@ -13,6 +13,7 @@ import { AuthLimiter } from '../auth/limiter.js';
 import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { systemClock, type ServerClock } from '../net/clock.js';
+import { LiveSessions } from '../net/live-sessions.js';
 import { closeWith, specFor, type ConnectionHandler, type ConnectionInfo, type ListenerSpec } from '../net/listeners.js';
 import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
@@ -78,13 +79,12 @@ class Server implements ImapServer {
   private readonly authLimiter: AuthLimiter;
   private readonly userLimiter: AuthLimiter;
   private readonly authenticate: Authenticator;
-  private readonly live = new Map<Duplex, ImapSession>();
+  private readonly live: LiveSessions<ImapSession>;
   private readonly headerCache = new HeaderCache();
-  private readonly emptied: (() => void)[] = [];
-  private draining = false;
 
   constructor(private readonly options: ImapServerOptions) {
     this.clock = options.clock ?? systemClock;
+    this.live = new LiveSessions(this.clock);
     this.shared = this.build(options.config);
     const { maxAuthFailures, authFailureWindowMs } = this.shared.limits;
     this.authLimiter = new AuthLimiter({ maxFailures: maxAuthFailures, windowMs: authFailureWindowMs });
@@ -114,7 +114,7 @@ class Server implements ImapServer {
 
   handle(socket: Socket, conn: ConnectionInfo, listener: ImapListenerInfo): void {
     const log = this.options.logger.child({ proto: 'imap', client: conn.client, session: conn.id });
-    if (this.draining) return closeWith(socket, '* BYE Server shutting down\r\n');
+    if (this.live.draining) return closeWith(socket, '* BYE Server shutting down\r\n');
     const { tls: context, limits } = this.shared;
     // responses are written in pieces (text, literal, text): without this a closing piece waits for
     // the client's delayed ACK (Nagle), ~40 ms per FETCH of bodies
@@ -142,16 +142,11 @@ class Server implements ImapServer {
       ...(context
         ? { upgradeTls: (plain: Duplex) => handshake(new TLSSocket(plain, { isServer: true, secureContext: context }), this.clock, limits.tlsHandshakeTimeoutMs, null) }
         : {}),
-      onClose: () => this.ended(socket),
+      onClose: () => this.live.remove(socket),
       headerCache: this.headerCache,
     });
-    this.live.set(socket, session);
+    this.live.add(socket, session);
     session.start();
-  }
-
-  private ended(socket: Duplex): void {
-    this.live.delete(socket);
-    if (this.live.size === 0) for (const resolve of this.emptied.splice(0)) resolve();
   }
 
   handler(listener: ImapListenerInfo): ConnectionHandler {
@@ -166,20 +161,7 @@ class Server implements ImapServer {
   }
 
   drain(timeoutMs = 10_000): Promise<void> {
-    this.draining = true;
-    for (const s of this.live.values()) s.drain();
-    if (this.live.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const cancel = this.clock.schedule(timeoutMs, () => {
-        for (const s of [...this.live.values()]) s.destroy();
-        this.live.clear();
-        resolve();
-      });
-      this.emptied.push(() => {
-        cancel();
-        resolve();
-      });
-    });
+    return this.live.drain(timeoutMs);
   }
 
   reload(config: Config): void {

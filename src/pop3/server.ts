@@ -13,6 +13,7 @@ import { AuthLimiter } from '../auth/limiter.js';
 import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { systemClock, type ServerClock } from '../net/clock.js';
+import { LiveSessions } from '../net/live-sessions.js';
 import { closeWith, specFor, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners, type ListenerSpec } from '../net/listeners.js';
 import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
@@ -106,12 +107,11 @@ class Server implements Pop3Server {
   private readonly authenticate: Authenticator;
   private readonly locks: MaildropLocks;
   /** sessions by the accepted TCP socket (the key the listeners' shutdown hook gives back) */
-  private readonly live = new Map<Duplex, Pop3Session>();
-  private readonly emptied: (() => void)[] = [];
-  private draining = false;
+  private readonly live: LiveSessions<Pop3Session>;
 
   constructor(private readonly options: Pop3ServerOptions) {
     this.clock = options.clock ?? systemClock;
+    this.live = new LiveSessions(this.clock);
     this.shared = this.build(options.config);
     const { maxAuthFailures, authFailureWindowMs } = this.shared.limits;
     this.authLimiter = new AuthLimiter({ maxFailures: maxAuthFailures, windowMs: authFailureWindowMs });
@@ -151,7 +151,7 @@ class Server implements Pop3Server {
 
   handle(socket: Socket, conn: ConnectionInfo, listener: Pop3ListenerInfo): void {
     const log = this.options.logger.child({ proto: 'pop3', client: conn.client, session: conn.id });
-    if (this.draining) return closeWith(socket, err('Server shutting down', 'SYS/TEMP'));
+    if (this.live.draining) return closeWith(socket, err('Server shutting down', 'SYS/TEMP'));
     const { tls: context, limits } = this.shared;
     // each response is written whole, so Nagle's algorithm would only add delayed-ACK stalls
     socket.setNoDelay(true);
@@ -172,15 +172,10 @@ class Server implements Pop3Server {
       logger: log,
       clock: this.clock,
       ...(context ? { upgradeTls: this.upgrader(context) } : {}),
-      onClose: () => this.ended(socket),
+      onClose: () => this.live.remove(socket),
     });
-    this.live.set(socket, session);
+    this.live.add(socket, session);
     session.start();
-  }
-
-  private ended(socket: Duplex): void {
-    this.live.delete(socket);
-    if (this.live.size === 0) for (const resolve of this.emptied.splice(0)) resolve();
   }
 
   handler(listener: Pop3ListenerInfo): ConnectionHandler {
@@ -195,20 +190,7 @@ class Server implements Pop3Server {
   }
 
   drain(timeoutMs = 10_000): Promise<void> {
-    this.draining = true;
-    for (const s of this.live.values()) s.drain();
-    if (this.live.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const cancel = this.clock.schedule(timeoutMs, () => {
-        for (const s of [...this.live.values()]) s.destroy();
-        this.live.clear();
-        resolve();
-      });
-      this.emptied.push(() => {
-        cancel();
-        resolve();
-      });
-    });
+    return this.live.drain(timeoutMs);
   }
 
   reload(config: Config): void {

@@ -18,6 +18,7 @@ import { createNetworkMatcher } from '../policy/mynetworks.js';
 import type { SmtpServices } from './services.js';
 import { AuthLimiter } from '../auth/limiter.js';
 import { systemClock, type ServerClock } from '../net/clock.js';
+import { LiveSessions } from '../net/live-sessions.js';
 import { Session } from './session/session.js';
 import type { SessionLimits, SessionSettings } from './session/types.js';
 
@@ -124,15 +125,14 @@ class Server implements SmtpServer {
   private readonly clock: ServerClock;
   private readonly authLimiter: AuthLimiter;
   /** sessions by the accepted TCP socket (the key the listeners' shutdown hook gives back) */
-  private readonly live = new Map<Duplex, Session>();
-  private readonly emptied: (() => void)[] = [];
-  private draining = false;
+  private readonly live: LiveSessions<Session>;
 
   private readonly protocol: 'smtp' | 'lmtp';
 
   constructor(private readonly options: SmtpServerOptions) {
     this.protocol = options.protocol ?? 'smtp';
     this.clock = options.clock ?? systemClock;
+    this.live = new LiveSessions(this.clock);
     this.shared = this.build(options.config);
     this.authLimiter = new AuthLimiter({ maxFailures: this.shared.limits.maxAuthFailures, windowMs: this.shared.limits.authFailureWindowMs });
   }
@@ -199,7 +199,7 @@ class Server implements SmtpServer {
 
   handle(socket: Socket, conn: ConnectionInfo, listener: SmtpListenerInfo): void {
     const log = this.options.logger.child({ proto: this.protocol, client: conn.client, session: conn.id });
-    if (this.draining) return closeWith(socket, `421 4.3.2 ${this.hostname()} Service shutting down, closing transmission channel\r\n`);
+    if (this.live.draining) return closeWith(socket, `421 4.3.2 ${this.hostname()} Service shutting down, closing transmission channel\r\n`);
     const { tls: context, limits } = this.shared;
     const implicit = listener.tls === 'implicit';
     let stream: Duplex = socket;
@@ -220,16 +220,12 @@ class Server implements SmtpServer {
       authLimiter: this.authLimiter,
       ...(context ? { upgradeTls: this.upgrader(context) } : {}),
       newId: this.newId,
-      onClose: () => this.ended(socket),
+      onClose: () => this.live.remove(socket),
     });
-    this.live.set(socket, session);
+    this.live.add(socket, session);
     session.start();
   }
 
-  private ended(socket: Duplex): void {
-    this.live.delete(socket);
-    if (this.live.size === 0) for (const resolve of this.emptied.splice(0)) resolve();
-  }
 
   handler(listener: SmtpListenerInfo): ConnectionHandler {
     return {
@@ -243,9 +239,7 @@ class Server implements SmtpServer {
   }
 
   drain(timeoutMs = 10_000): Promise<void> {
-    this.draining = true;
-    for (const s of this.live.values()) s.drain();
-    return waitEmpty(this.live, this.emptied, this.clock, timeoutMs);
+    return this.live.drain(timeoutMs);
   }
 
   reload(config: Config): void {
@@ -264,22 +258,6 @@ class Server implements SmtpServer {
 
 export function createSmtpServer(options: SmtpServerOptions): SmtpServer {
   return new Server(options);
-}
-
-/** Resolves once `live` is empty (checked on each session end), or destroys the rest after the timeout. */
-function waitEmpty(live: Map<Duplex, Session>, emptied: (() => void)[], clock: ServerClock, timeoutMs: number): Promise<void> {
-  if (live.size === 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const cancel = clock.schedule(timeoutMs, () => {
-      for (const s of [...live.values()]) s.destroy();
-      live.clear();
-      resolve();
-    });
-    emptied.push(() => {
-      cancel();
-      resolve();
-    });
-  });
 }
 
 /** Listener specs for the SMTP entries of the configuration, served by `server`. */
