@@ -65,7 +65,10 @@ test('a committed message is delivered by the running scheduler without waiting 
   while ((await inboxTexts(t.store, 'bob@example.test')).length === 0 && Date.now() - started < 5000) await sleep(5);
   assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, 1);
   // the remote recipient's next hop refuses connections: deferred with a backoff, entry kept
-  while (!lines.some((l) => l.queue_id === queueId && l.status === 'deferred') && Date.now() - started < 5000) await sleep(5);
+  // the delivery log line comes before the lease is completed: wait for the stored outcome itself
+  const settled = async () => (await t.store.queue.get(queueId))?.recipients.every((r) => r.state !== 'pending' || r.attempts > 0) === true;
+  while (!(await settled()) && Date.now() - started < 5000) await sleep(5);
+  assert.ok(lines.some((l) => l.queue_id === queueId && l.status === 'deferred'));
   const entry = await t.store.queue.get(queueId);
   assert.deepEqual(entry?.recipients.map((r) => [r.address, r.state]), [['bob@example.test', 'done'], ['far@remote.test', 'pending']]);
   assert.ok(entry && entry.dueAt >= started + 300_000);
