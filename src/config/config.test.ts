@@ -89,7 +89,7 @@ describe('validateConfig', () => {
   test('an unknown key is named, with the keys that are allowed there', () => {
     const [line, ...rest] = problems({ smtp: { listen: [], mesage_size_limit: 1 } });
     assert.equal(rest.length, 0);
-    assert.match(line ?? '', /^c\.yaml: smtp\.mesage_size_limit: found 1, expected no key "mesage_size_limit" here \(known keys: listen, tls, message_size_limit\)$/);
+    assert.match(line ?? '', /^c\.yaml: smtp\.mesage_size_limit: found 1, expected no key "mesage_size_limit" here \(known keys: listen, tls, message_size_limit, recipient_limit, hopcount_limit, error_limit, command_timeout, data_timeout\)$/);
     assert.match(problems({ colour: 'blue' })[0] ?? '', /^c\.yaml: colour: found "blue", expected no key "colour"/);
   });
 
