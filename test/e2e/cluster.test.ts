@@ -5,7 +5,7 @@
  * the nodes while node2 is SIGKILLed in the middle and restarted later: every 250 is in its mailbox
  * exactly once, the queue drains, `cartero cluster status` showed node2 dead; (b) the node holding the
  * singleton jobs is SIGKILLed and another takes them within the lease time. Counts are printed.
- * CI sends 300 messages; CARTERO_E2E_FULL=1 sends 10,000. Database restarts: cluster-pg-restart.test.ts.
+ * CI sends 300 messages; CARTERO_E2E_FULL=1 sends 10,000. Database restarts: the last suite of this file.
  */
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
