@@ -83,6 +83,15 @@ export class ClusterLab {
     this.state = readState(this.dir);
   }
 
+  /** The last lines a node wrote (its log), to show with a failure. */
+  logTail(node: NodeName, lines = 40): string {
+    try {
+      return readFileSync(readState(this.dir).nodes[node]!.log, 'utf8').split('\n').slice(-lines).join('\n');
+    } catch (err) {
+      return `(no log: ${String(err)})`;
+    }
+  }
+
   pid(node: NodeName): number | null {
     return readState(this.dir).nodes[node]!.pid;
   }

@@ -277,6 +277,7 @@ describe('T8 cluster: PostgreSQL restarted under load', { timeout: 300_000 }, ()
         `(${load.deferredAttempts} in all); replies: ${JSON.stringify(reasons.slice(0, 4))}`,
     );
     assert.ok(deferredWhileDown > 0, 'the clients met the outage');
+    if (notTemporary.length > 0) for (const n of NODES) console.log(`--- ${n} log tail\n${c.logTail(n)}`);
     assert.deepEqual(notTemporary, [], 'while the database was down every refusal was a 4xx reply (the nodes stayed up)');
     assert.equal(load.refused, 0);
     assert.equal(counts.accepted, RESTART_TOTAL, 'every message got its 250 once the database was back');

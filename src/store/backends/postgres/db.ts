@@ -68,6 +68,11 @@ export class Db {
     // An idle client whose server went away emits here; without a listener the process would crash.
     // The next query gets a fresh connection and reports its own failure.
     this.pool.on('error', () => this.failover?.invalidate());
+    // A server shutting down sends a FATAL message and then drops the socket: one client can emit
+    // 'error' twice, and pg-pool listens only once per query (and not at all once the client is
+    // released). Every pooled client keeps a listener of its own so a second event cannot end the process;
+    // the query that was running still gets its error through its callback.
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /** Settings for a connection outside the pool (the LISTEN connection), typed like the pool's. */
