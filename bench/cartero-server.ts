@@ -8,10 +8,10 @@
  */
 import '../src/threadpool.js';
 import { loadConfig } from '../src/config/load.js';
-import { createImapServer, imapListenerSpecs } from '../src/imap/server.js';
+import { createImapServer } from '../src/imap/server.js';
 import { createLogger } from '../src/log/logger.js';
-import { startListeners } from '../src/net/listeners.js';
-import { createPop3Server, pop3ListenerSpecs } from '../src/pop3/server.js';
+import { protocolListenerSpecs, startListeners } from '../src/net/listeners.js';
+import { createPop3Server } from '../src/pop3/server.js';
 import { openStore } from '../src/store/index.js';
 
 const file = process.argv[2];
@@ -24,7 +24,7 @@ const logger = createLogger(config.log);
 const store = await openStore(config.store, { migrate: true });
 const imap = createImapServer({ config, store, logger });
 const pop3 = createPop3Server({ config, store, logger });
-const listeners = await startListeners([...imapListenerSpecs(config, imap), ...pop3ListenerSpecs(config, pop3)], { logger });
+const listeners = await startListeners([...protocolListenerSpecs(config, 'imap', imap), ...protocolListenerSpecs(config, 'pop3', pop3)], { logger });
 for (const l of listeners.bound) logger.info({ proto: l.proto, address: l.address, port: l.port }, 'listening');
 
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -14,7 +14,7 @@ import { configuredListeners, type Config, type ListenerSettings } from '../conf
 import type { Logger } from '../log/logger.js';
 import { systemClock, type ServerClock } from '../net/clock.js';
 import { LiveSessions } from '../net/live-sessions.js';
-import { closeWith, specFor, type ConnectionHandler, type ConnectionInfo, type ListenerSpec } from '../net/listeners.js';
+import { closeWith, type ConnectionHandler, type ConnectionInfo } from '../net/listeners.js';
 import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import type { Store } from '../store/index.js';
@@ -182,9 +182,3 @@ export function createImapServer(options: ImapServerOptions): ImapServer {
   return new Server(options);
 }
 
-/** Listener specs for the IMAP entries of the configuration, served by `server`. */
-export function imapListenerSpecs(config: Config, server: ImapServer): ListenerSpec[] {
-  return configuredListeners(config)
-    .filter((l) => l.proto === 'imap')
-    .map((l) => specFor(l, server.handler(l)));
-}

@@ -11,7 +11,7 @@
 import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import type { ListenerSettings } from '../config/schema.js';
+import { configuredListeners, type Config, type ListenerSettings, type Protocol } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 1000;
@@ -96,6 +96,13 @@ export function specFor(l: ListenerSettings & { path?: string | undefined; mode?
     ...(l.maxConnections ? { maxConnections: l.maxConnections } : {}),
     ...(l.maxConnectionsPerClient ? { maxConnectionsPerClient: l.maxConnectionsPerClient } : {}),
   };
+}
+
+/** Specs for the configured listeners of one protocol, each served by `server`'s handler. */
+export function protocolListenerSpecs(config: Config, proto: Protocol, server: { handler(l: ListenerSettings): ConnectionHandler }): ListenerSpec[] {
+  return configuredListeners(config)
+    .filter((l) => l.proto === proto)
+    .map((l) => specFor(l, server.handler(l)));
 }
 
 export interface BoundListener {

@@ -14,7 +14,7 @@ import { configuredListeners, type Config, type ListenerSettings } from '../conf
 import type { Logger } from '../log/logger.js';
 import { systemClock, type ServerClock } from '../net/clock.js';
 import { LiveSessions } from '../net/live-sessions.js';
-import { closeWith, specFor, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners, type ListenerSpec } from '../net/listeners.js';
+import { closeWith, type ConnectionHandler, type ConnectionInfo } from '../net/listeners.js';
 import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import type { Store } from '../store/index.js';
@@ -209,33 +209,4 @@ class Server implements Pop3Server {
 
 export function createPop3Server(options: Pop3ServerOptions): Pop3Server {
   return new Server(options);
-}
-
-/** Listener specs for the POP3 entries of the configuration, served by `server`. */
-export function pop3ListenerSpecs(config: Config, server: Pop3Server): ListenerSpec[] {
-  return configuredListeners(config)
-    .filter((l) => l.proto === 'pop3')
-    .map((l) => specFor(l, server.handler(l)));
-}
-
-export interface RunningPop3 {
-  server: Pop3Server;
-  listeners: Listeners;
-  bound: readonly BoundListener[];
-  /** drain sessions and stop listening */
-  close(timeoutMs?: number): Promise<void>;
-}
-
-/** Creates the server and binds the configured POP3 listeners (for serve.ts and end-to-end tests). */
-export async function startPop3(options: Pop3ServerOptions): Promise<RunningPop3> {
-  const server = createPop3Server(options);
-  const listeners = await startListeners(pop3ListenerSpecs(options.config, server), { logger: options.logger });
-  return {
-    server,
-    listeners,
-    bound: listeners.bound,
-    close: async (timeoutMs = 10_000) => {
-      await Promise.all([server.drain(timeoutMs), listeners.close(timeoutMs)]);
-    },
-  };
 }

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import { closeWith, specFor, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners, type ListenerSpec } from '../net/listeners.js';
+import { closeWith, protocolListenerSpecs, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners } from '../net/listeners.js';
 import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import { createNetworkMatcher } from '../policy/mynetworks.js';
@@ -260,13 +260,6 @@ export function createSmtpServer(options: SmtpServerOptions): SmtpServer {
   return new Server(options);
 }
 
-/** Listener specs for the SMTP entries of the configuration, served by `server`. */
-export function smtpListenerSpecs(config: Config, server: SmtpServer): ListenerSpec[] {
-  return configuredListeners(config)
-    .filter((l) => l.proto === 'smtp')
-    .map((l) => specFor(l, server.handler(l)));
-}
-
 export interface RunningSmtp {
   server: SmtpServer;
   listeners: Listeners;
@@ -278,7 +271,7 @@ export interface RunningSmtp {
 /** Creates the server and binds the configured SMTP listeners (for serve.ts and end-to-end tests). */
 export async function startSmtp(options: SmtpServerOptions): Promise<RunningSmtp> {
   const server = createSmtpServer(options);
-  const listeners = await startListeners(smtpListenerSpecs(options.config, server), { logger: options.logger });
+  const listeners = await startListeners(protocolListenerSpecs(options.config, 'smtp', server), { logger: options.logger });
   return {
     server,
     listeners,
