@@ -118,6 +118,7 @@ export class QueueScheduler {
   private timer: NodeJS.Timeout | null = null;
   /** destination domains paused by `cartero queue pause`, as of the last lease round */
   private paused: ReadonlySet<string> = new Set();
+  private pausedUntil = 0;
 
   constructor(private readonly o: SchedulerOptions) {
     this.clock = o.clock ?? systemClock;
@@ -185,8 +186,13 @@ export class QueueScheduler {
     if (free <= 0) return [];
     const leases = await this.o.store.queue.lease({ owner: this.o.owner, limit: free, leaseMs: this.o.leaseMs, now: this.clock.now() });
     this.backlog = leases.length === free;
-    // lease() skips entries whose every pending recipient is paused; mixed entries are deferred per recipient
-    if (leases.length > 0) this.paused = new Set((await this.o.store.queue.pauses()).map((p) => p.domain));
+    // lease() skips entries whose every pending recipient is paused; mixed entries are deferred per
+    // recipient. The pause list is read once per poll interval, not on every round under load.
+    const now = this.clock.now();
+    if (leases.length > 0 && now >= this.pausedUntil) {
+      this.paused = new Set((await this.o.store.queue.pauses()).map((p) => p.domain));
+      this.pausedUntil = now + this.o.pollIntervalMs;
+    }
     return leases;
   }
 
