@@ -1,8 +1,8 @@
 /*
  * A private Dovecot for side-by-side IMAP/POP3 benchmarks: its own config, run and state directories
- * under a temp dir, IMAP and POP3 on loopback ports, users from a passwd-file (SHA512-CRYPT, Dovecot's
- * usual scheme), Maildir homes owned by `nobody`, no TLS, limits raised so 1,000 sessions of one user
- * fit. Mailboxes are filled by writing Maildir files directly (the fastest fair way: Dovecot indexes
+ * under a temp dir, IMAP and POP3 on loopback ports, users from a passwd-file (with the hashes the
+ * caller gives: SHA512-CRYPT in the bench), Maildir homes owned by `nobody`, no TLS, limits raised so
+ * 1,000 sessions of one user fit. Mailboxes are filled by writing Maildir files directly (the fastest fair way: Dovecot indexes
  * them on first access, which the bench does before it measures). The Debian packages are installed
  * on demand (root, apt). Never touches the machine's own /etc/dovecot setup or its service.
  */
@@ -16,7 +16,8 @@ const NOBODY = 65534;
 
 export interface DovecotUser {
   name: string;
-  password: string;
+  /** the passdb entry as it is, e.g. "{SHA512-CRYPT}$6$…" (the bench gives Cartero the same one) */
+  hash: string;
 }
 
 export interface DovecotInstance {
@@ -41,15 +42,11 @@ export function ensureDovecot(): boolean {
   return present();
 }
 
-function passwordHash(password: string): string {
-  return execFileSync('doveadm', ['pw', '-s', 'SHA512-CRYPT', '-p', password], { encoding: 'utf8' }).trim();
-}
-
 export async function startDovecot(dir: string, options: { imapPort: number; pop3Port: number; users: DovecotUser[] }): Promise<DovecotInstance> {
   for (const d of ['run', 'state', 'home']) mkdirSync(join(dir, d), { recursive: true });
   // the sessions run as nobody: every directory above the homes must be searchable
   for (let d = dir; d !== dirname(d); d = dirname(d)) chmodSync(d, statSync(d).mode | 0o755);
-  const passwd = options.users.map((u) => `${u.name}:${passwordHash(u.password)}:${NOBODY}:${NOBODY}::${join(dir, 'home', u.name)}::`).join('\n');
+  const passwd = options.users.map((u) => `${u.name}:${u.hash}:${NOBODY}:${NOBODY}::${join(dir, 'home', u.name)}::`).join('\n');
   writeFileSync(join(dir, 'passwd'), `${passwd}\n`, { mode: 0o644 });
   for (const u of options.users) for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(dir, 'home', u.name, 'Maildir', sub), { recursive: true });
   const conf = join(dir, 'dovecot.conf');

@@ -1,5 +1,5 @@
 /*
- * `cartero lab up|down|status|kill|start|send|dns`: rehearse a mail architecture on one machine. The
+ * `cartero lab up|down|status|kill|start|send|fault|pg|dns`: rehearse a mail architecture on one machine. The
  * commands are thin: argument parsing and output here, the work in src/lab/ (runner, sender, DNS).
  * State lives in one directory (--dir, default $CARTERO_LAB_DIR or ./cartero-lab) that `down` removes.
  * LabError becomes a one-line (or few-line) `cartero: …` message and exit 1.
@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { configuredListeners } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
 import { runLabDns } from '../lab/dns-server.js';
-import { LabError, labDown, labKill, labStart, labStatus, labUp, nodeConfig, resolveTopology, type LabSignal } from '../lab/runner.js';
+import { LabError, labDown, labKill, labPg, labStart, labStatus, labUp, nodeConfig, resolveTopology, type LabDatabaseStatus, type LabSignal } from '../lab/runner.js';
+import { labSmtpTempfail, TEMPFAIL_POINTS } from '../lab/faults.js';
 import { createLabSender, type SendOutcome } from '../lab/sender.js';
 import { readState } from '../lab/state.js';
 import { CliError, runGroup, stringOption, UsageError, type Command, type OptionSpec, type ParsedArgs } from './args.js';
@@ -39,6 +40,34 @@ function positiveInt(text: string | undefined, name: string, fallback: number, m
 }
 
 const SIGNALS: Record<string, LabSignal> = { KILL: 'SIGKILL', TERM: 'SIGTERM', STOP: 'SIGSTOP', CONT: 'SIGCONT' };
+
+// ---- lab databases (cluster-ha: the lab's own PostgreSQL primary and standby)
+function labDatabaseText(d: LabDatabaseStatus | null): string {
+  if (!d) return '';
+  if (d.servers.length === 0) return `database ${d.database} on ${d.server ?? '?'}\n`;
+  const rows = d.servers.map((x) => [x.name, x.address, x.pid === null ? '-' : String(x.pid), x.state, x.role ?? '?']);
+  return `database ${d.database} on the lab's own PostgreSQL servers:\n${table(['SERVER', 'ADDRESS', 'PID', 'STATE', 'ROLE NOW'], rows)}`;
+}
+
+const PG_ACTIONS = ['stop', 'crash', 'start', 'promote'] as const;
+
+const labPgCommand: Command = {
+  synopsis: 'pg stop|crash|start|promote primary|standby [--dir DIR]',
+  summary: "act on a PostgreSQL server the lab started (cluster-ha): crash = pg_ctl stop -m immediate",
+  details: DIR_HELP,
+  options: DIR,
+  args: { min: 2, max: 2 },
+  run: async (args, io) => {
+    const [action, name] = args.positionals as [string, string];
+    const act = PG_ACTIONS.find((a) => a === action);
+    if (!act) throw new UsageError(`the action must be one of ${PG_ACTIONS.join(', ')}`, 'lab pg');
+    if (name !== 'primary' && name !== 'standby') throw new UsageError('the server must be primary or standby', 'lab pg');
+    await lab(labPg(stateDir(args, io), name, act));
+    emit(io, args.json, { server: name, action: act }, () => `postgres ${name}: ${act} done\n`);
+    return 0;
+  },
+};
+// ---- end lab databases
 
 const commands: Record<string, Command> = {
   up: {
@@ -81,7 +110,7 @@ const commands: Record<string, Command> = {
     args: { min: 0, max: 0 },
     run: async (args, io) => {
       const s = await lab(labStatus(stateDir(args, io)));
-      emit(io, args.json, { topology: s.state.topology, dns: { address: s.state.dns.address, port: s.state.dns.port, pid: s.state.dns.pid, state: s.dns }, nodes: s.nodes }, () => {
+      emit(io, args.json, { topology: s.state.topology, dns: { address: s.state.dns.address, port: s.state.dns.port, pid: s.state.dns.pid, state: s.dns }, nodes: s.nodes, database: s.database }, () => {
         const rows = s.nodes.map((n) => [
           n.node,
           n.role,
@@ -93,7 +122,8 @@ const commands: Record<string, Command> = {
         ]);
         return (
           `lab ${s.state.topology}; DNS ${s.state.dns.address}:${s.state.dns.port} ${s.dns === 'running' ? 'up' : s.dns}\n` +
-          table(['NODE', 'ROLE', 'ADDRESS', 'PORTS', 'PID', 'STATE', 'QUEUE'], rows)
+          table(['NODE', 'ROLE', 'ADDRESS', 'PORTS', 'PID', 'STATE', 'QUEUE'], rows) +
+          labDatabaseText(s.database)
         );
       });
       return 0;
@@ -201,6 +231,33 @@ const commands: Record<string, Command> = {
     },
   },
 };
+
+// after the other commands in `cartero lab help`
+commands['pg'] = labPgCommand;
+
+// ---- lab faults in a node's configuration (src/lab/faults.ts)
+const FAULT_KINDS = ['smtp-tempfail', 'smtp-ok'] as const;
+
+commands['fault'] = {
+  synopsis: `fault NODE smtp-tempfail [${TEMPFAIL_POINTS.join('|')}] | fault NODE smtp-ok [--dir DIR]`,
+  summary: "put a node's SMTP listeners in maintenance (every transaction answered 451 at AT, default mail) or back",
+  details: `${DIR_HELP}  the node reloads its configuration (SIGHUP): open sessions stay, and answer 4xx from their next transaction
+`,
+  options: DIR,
+  args: { min: 2, max: 3 },
+  run: async (args, io) => {
+    const [node, kind, point] = args.positionals as [string, string, string | undefined];
+    if (!FAULT_KINDS.some((k) => k === kind)) throw new UsageError(`the fault must be one of ${FAULT_KINDS.join(', ')}`, 'lab fault');
+    if (kind === 'smtp-ok' && point !== undefined) throw new UsageError('smtp-ok takes no AT', 'lab fault');
+    const at = kind === 'smtp-ok' ? null : TEMPFAIL_POINTS.find((x) => x === (point ?? 'mail'));
+    if (at === undefined) throw new UsageError(`AT must be one of ${TEMPFAIL_POINTS.join(', ')}`, 'lab fault');
+    const r = await lab(labSmtpTempfail(stateDir(args, io), node, at));
+    const what = at === null ? 'SMTP answers normally' : `SMTP answers 451 at ${at}`;
+    emit(io, args.json, { node, fault: kind, at, running: r.running }, () => `${node}: ${what}${r.running ? '' : ' (from its next start: it is not running)'}\n`);
+    return 0;
+  },
+};
+// ---- end lab faults
 
 export function runLab(argv: string[], io: Io): Promise<number> {
   return runGroup('lab', 'rehearse a mail architecture on one machine: a topology of cartero nodes on 127.0.0.x with a lab DNS', commands, argv, io);

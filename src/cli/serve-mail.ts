@@ -6,6 +6,7 @@
  * and starts nothing until scheduler.start().
  * Errors come from the parts it wires (store errors propagate to the SMTP session).
  */
+import { ClusterSlotGate, type SharedSlotGate } from '../cluster/destination-slots.js';
 import { networkInterfaces } from 'node:os';
 import { configuredListeners, type Config } from '../config/schema.js';
 import { createSmtpAgent } from '../delivery/smtp/agent.js';
@@ -60,7 +61,7 @@ function policyKey(destination: string): string {
   return destination.replace(/^(smtp|lmtp):/, '').replace(/^\[([^\]]*)\].*$/, '$1').replace(/:\d+$/, '').toLowerCase();
 }
 
-function createRemoteAgent(config: Config, logger: Logger) {
+function createRemoteAgent(config: Config, logger: Logger, sharedSlots: SharedSlotGate | null = null) {
   const c = config.smtp_client;
   const resolver = createResolver({
     ...(config.dns.servers ? { servers: config.dns.servers } : {}),
@@ -85,6 +86,7 @@ function createRemoteAgent(config: Config, logger: Logger) {
       return t?.kind === 'smtp' && t.auth ? t.auth : null;
     },
     concurrency: () => c.destination_concurrency,
+    sharedSlots,
     recipientLimit: c.recipient_limit,
     lmtpRecipientLimit: c.recipient_limit,
     siteDown: { backoffMs: c.dead_destination_seconds * 1000 },
@@ -101,13 +103,17 @@ export async function startMailServices(options: MailServicesOptions): Promise<M
   const domains = new LocalDomains({ store, domains: config.domains, relayDomains: config.relay_domains, clock });
   const delimiters = d.recipient_delimiter;
   // file paths in the configuration are absolute already (config/validate.ts)
-  const maps = await openRoutingMaps(config, { baseDir: '/', logger });
+  // store tables ({ store: NAME }) are read from the node's store and kept fresh until close()
+  const maps = await openRoutingMaps(config, { baseDir: '/', logger, store: store.maps });
   const routing = { isLocal: (domain: string) => domains.isLocal(domain), delimiters, hostname: config.hostname, logger };
   const virtual = buildVirtual(config, maps, routing);
   const rewriter = buildRewriter(config, maps, routing);
   const trusted = createNetworkMatcher(config.mynetworks);
   const router = createRouter(buildRouterSettings(config, maps, { delimiters, baseDir: '/', extraTransports: config.transports }), { domains });
-  const remote = createRemoteAgent(config, logger);
+  // on PostgreSQL destination_concurrency is a limit across the cluster (src/cluster/destination-slots.ts)
+  const slotStore = store.cluster.destinationSlots;
+  const sharedSlots = slotStore ? new ClusterSlotGate({ store: slotStore, owner: `${config.hostname}:${process.pid}`, logger, leaseMs: d.lease_seconds * 1000 }) : null;
+  const remote = createRemoteAgent(config, logger, sharedSlots);
   const { commit, scheduler, local } = wireQueue({
     store,
     logger,
@@ -152,5 +158,9 @@ export async function startMailServices(options: MailServicesOptions): Promise<M
     },
   };
   const lmtpServices = createLmtpServices({ store, domains, delimiters, local, commit, clock, logger });
-  return { services, lmtpServices, scheduler, trusted, reloadMaps: () => maps.reload(), close: () => remote.agent.close() };
+  const close = async (): Promise<void> => {
+    await maps.close(); // stops watching store tables
+    await remote.agent.close();
+  };
+  return { services, lmtpServices, scheduler, trusted, reloadMaps: () => maps.reload(), close };
 }

@@ -137,7 +137,9 @@ export async function serve(file: string): Promise<number> {
   const node = nodeIdentity(config, { ...(config.cluster.node_name ? { name: config.cluster.node_name } : {}), heartbeatMs: config.cluster.heartbeat_seconds * 1000, delivery: true, jobs: true });
   const membership = new Membership({ store, logger, node });
   await membership.start();
-  const jobs = new SingletonRunner({ store, logger, node: node.name, jobs: defaultSingletonJobs(store) });
+  // queue receipts (XQUEUEID, docs/xqueueid.md) outlive every retry a sender like us would make, plus a day
+  const receiptRetentionMs = (Math.max(config.delivery.maximal_queue_lifetime, config.delivery.bounce_queue_lifetime) + 86_400) * 1000;
+  const jobs = new SingletonRunner({ store, logger, node: node.name, jobs: defaultSingletonJobs(store, { receipts: { retentionMs: receiptRetentionMs } }) });
   jobs.start();
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -1,9 +1,10 @@
 /*
  * `cartero user add|list|passwd|remove|quota`: mail accounts of the directory.
  * Passwords are read from standard input only (never from the command line, where `ps` would show them)
- * and stored as scrypt hashes. Expected store errors become one-line messages (exit 1).
+ * and stored as scrypt hashes; an existing hash (e.g. Dovecot's {SHA512-CRYPT}) can be stored as it is
+ * with --password-hash. Expected store errors become one-line messages (exit 1).
  */
-import { hashPassword } from '../auth/password.js';
+import { hashPassword, isSupportedHash } from '../auth/password.js';
 import { provisionAccount } from '../directory/accounts.js';
 import { CliError, flag, parseBytes, runGroup, stringOption, UsageError, type Command, type ParsedArgs } from './args.js';
 import { explain, withStore, type Io } from './context.js';
@@ -12,11 +13,14 @@ import { accountView, emit, formatBytes, table } from './output.js';
 const PASSWORD_OPTIONS = {
   'password-stdin': { type: 'boolean' },
   'no-password': { type: 'boolean' },
+  'password-hash': { type: 'string' },
 } as const;
 
 const PASSWORD_HELP =
   '  --password-stdin   read the password from standard input (one trailing newline is dropped)\n' +
-  '  --no-password      the account cannot log in (mail is still delivered)\n';
+  '  --no-password      the account cannot log in (mail is still delivered)\n' +
+  "  --password-hash H  store an existing hash as it is (migrations): Dovecot's {SHA512-CRYPT}/{SHA256-CRYPT},\n" +
+  '                     crypt(3) $6$/$5$, or a Cartero $scrypt$ hash; quote it, the shell expands $\n';
 
 function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1);
@@ -26,16 +30,23 @@ function domainOf(address: string): string {
 async function passwordFromArgs(args: ParsedArgs, io: Io, command: string): Promise<string | null> {
   const fromStdin = flag(args, 'password-stdin');
   const none = flag(args, 'no-password');
-  if (fromStdin && none) throw new UsageError('give either --password-stdin or --no-password, not both', command);
+  const given = stringOption(args, 'password-hash');
+  if ([fromStdin, none, given !== undefined].filter(Boolean).length > 1) {
+    throw new UsageError('give one of --password-stdin, --password-hash or --no-password', command);
+  }
+  if (given !== undefined) {
+    if (!isSupportedHash(given)) throw new UsageError('--password-hash: not a {SHA512-CRYPT}, {SHA256-CRYPT}, $6$, $5$ or $scrypt$ hash', command);
+    return given;
+  }
   if (none) return null;
-  if (!fromStdin) throw new UsageError('give --password-stdin (password on standard input) or --no-password', command);
+  if (!fromStdin) throw new UsageError('give --password-stdin (password on standard input), --password-hash or --no-password', command);
   const password = (await io.readStdin()).replace(/\r?\n$/, '');
   if (password === '') throw new UsageError('empty password on standard input', command);
   return hashPassword(password);
 }
 
 const add: Command = {
-  synopsis: 'add ADDRESS [--password-stdin | --no-password] [--quota BYTES]',
+  synopsis: 'add ADDRESS [--password-stdin | --password-hash HASH | --no-password] [--quota BYTES]',
   summary: 'create an account with INBOX, Drafts, Sent, Trash, Junk and Archive',
   details: `${PASSWORD_HELP}  --quota BYTES      storage limit: bytes, or with K/M/G/T (powers of 1024), or none\n`,
   options: { ...PASSWORD_OPTIONS, quota: { type: 'string' } },
@@ -74,7 +85,7 @@ const list: Command = {
 };
 
 const passwd: Command = {
-  synopsis: 'passwd ADDRESS --password-stdin',
+  synopsis: 'passwd ADDRESS --password-stdin | --password-hash HASH',
   summary: 'set the password of an account (or remove it with --no-password)',
   details: PASSWORD_HELP,
   options: PASSWORD_OPTIONS,

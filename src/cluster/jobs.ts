@@ -1,8 +1,8 @@
 /*
  * The singleton jobs a Cartero cluster runs on one node at a time (see singleton.ts): blob garbage
  * collection (unreferenced blobs after a grace period, so a blob written just before the commit that
- * references it is never taken) and pruning of registry rows of
- * nodes long dead. Each is a thin call into the store API, safe if two nodes overlap for a moment
+ * references it is never taken), pruning of registry rows of nodes long dead, and pruning of queue
+ * receipts older than any sender's queue lifetime. Each is a thin call into the store API, safe if two nodes overlap for a moment
  * (both are transactional deletes of rows nobody uses). Errors propagate to the runner, which logs them.
  */
 import type { Store } from '../store/api.js';
@@ -46,7 +46,33 @@ export function nodePruneJob(store: Store, options: NodePruneOptions = {}): Sing
   };
 }
 
+export interface ReceiptPruneOptions {
+  /** default 1 hour */
+  intervalMs?: number;
+  /**
+   * receipts older than this are removed (docs/xqueueid.md): no sender retries after its queue lifetime;
+   * default 6 days (Postfix's 5-day maximal_queue_lifetime plus a day)
+   */
+  retentionMs?: number;
+}
+
+/** Queue receipts (XQUEUEID) past the time any sender would still resend the message. */
+export function receiptPruneJob(store: Store, options: ReceiptPruneOptions = {}): SingletonJob {
+  const retentionMs = options.retentionMs ?? 6 * 86_400_000;
+  return {
+    name: 'receipt-prune',
+    intervalMs: options.intervalMs ?? 60 * 60_000,
+    run: async (now) => {
+      const removed = await store.queue.pruneReceipts(now - retentionMs);
+      return removed > 0 ? `${removed} queue receipts older than ${Math.round(retentionMs / 1000)} s removed` : null;
+    },
+  };
+}
+
 /** The jobs `cartero serve` runs; `cartero cluster status` lists the holder of each. */
-export function defaultSingletonJobs(store: Store, options: { blobs?: BlobCollectionOptions; nodes?: NodePruneOptions } = {}): SingletonJob[] {
-  return [blobCollectionJob(store, options.blobs), nodePruneJob(store, options.nodes)];
+export function defaultSingletonJobs(
+  store: Store,
+  options: { blobs?: BlobCollectionOptions; nodes?: NodePruneOptions; receipts?: ReceiptPruneOptions } = {},
+): SingletonJob[] {
+  return [blobCollectionJob(store, options.blobs), nodePruneJob(store, options.nodes), receiptPruneJob(store, options.receipts)];
 }

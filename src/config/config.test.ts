@@ -89,8 +89,14 @@ describe('validateConfig', () => {
   test('an unknown key is named, with the keys that are allowed there', () => {
     const [line, ...rest] = problems({ smtp: { listen: [], mesage_size_limit: 1 } });
     assert.equal(rest.length, 0);
-    assert.match(line ?? '', /^c\.yaml: smtp\.mesage_size_limit: found 1, expected no key "mesage_size_limit" here \(known keys: listen, tls, message_size_limit, recipient_limit, hopcount_limit, error_limit, command_timeout, data_timeout\)$/);
+    assert.match(line ?? '', /^c\.yaml: smtp\.mesage_size_limit: found 1, expected no key "mesage_size_limit" here \(known keys: listen, tls, message_size_limit, recipient_limit, hopcount_limit, error_limit, command_timeout, data_timeout, tempfail\)$/);
     assert.match(problems({ colour: 'blue' })[0] ?? '', /^c\.yaml: colour: found "blue", expected no key "colour"/);
+  });
+
+  test('imap autologout may not be shorter than RFC 9051 allows', () => {
+    assert.match(problems({ imap: { autologout: 600 } })[0] ?? '', /^c\.yaml: imap\.autologout: found 600, expected at least 1800 seconds/);
+    const ok = validateConfig({ imap: { autologout: 3600, max_connections_per_user: 5 } }, dir);
+    assert.ok('config' in ok && ok.config.imap.autologout === 3600 && ok.config.imap.max_connections_per_user === 5);
   });
 
   test('bad CIDRs in mynetworks', () => {

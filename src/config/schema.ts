@@ -184,9 +184,30 @@ export const configSchema = z.strictObject({
       command_timeout: positiveInt.max(86_400).default(300),
       /** idle seconds waiting for message data */
       data_timeout: positiveInt.max(86_400).default(180),
+      /**
+       * maintenance (Postfix's `defer`): every SMTP listener answers each new session or transaction at
+       * `at` with `reply`, a 4xx; applied to live sessions by a reload. Absent: off.
+       */
+      tempfail: z
+        .strictObject({
+          at: z.enum(['connect', 'mail', 'rcpt', 'data'], { error: 'connect, mail, rcpt or data' }).default('mail'),
+          reply: z
+            .string()
+            .regex(/^4\d\d 4\.\d{1,3}\.\d{1,3} [^\x00-\x1f\x7f]{1,400}$/, { error: 'a temporary reply such as "451 4.3.2 Service temporarily unavailable"' })
+            .default('451 4.3.2 Service temporarily unavailable, try again later'),
+        })
+        .optional(),
     })
     .prefault({}),
-  imap: z.strictObject(section(listener, DEFAULT_LISTENERS.imap)).prefault({}),
+  imap: z
+    .strictObject({
+      ...section(listener, DEFAULT_LISTENERS.imap),
+      /** idle seconds before an authenticated session is logged out (RFC 9051 §5.4: at least 30 minutes) */
+      autologout: z.number({ error: 'a number of seconds, at least 1800' }).int().min(1800, { error: 'at least 1800 seconds (RFC 9051 §5.4)' }).max(86_400).default(1800),
+      /** sessions one user may have logged in at once, per node */
+      max_connections_per_user: positiveInt.max(100_000).default(50),
+    })
+    .prefault({}),
   pop3: z.strictObject(section(listener, DEFAULT_LISTENERS.pop3)).prefault({}),
   lmtp: z.strictObject(section(z.union([listener, unixListener]), DEFAULT_LISTENERS.lmtp)).prefault({}),
   delivery,

@@ -1,10 +1,9 @@
 /*
  * Message bytes and structure for FETCH and SEARCH: the structure stored at delivery (src/mime via
  * store.messages.structures) is preferred; a message stored without one is parsed once per use. Loads
- * in batches, the messages of a batch at once, so a FETCH or SEARCH of many messages makes few store
- * round trips (the embedded store carries the requests of one event-loop turn in one message), with a
- * batch bounded in count and bytes; tolerates messages expunged by another session meanwhile (they
- * come back as null and are skipped).
+ * in batches, the bytes of a batch in one store call (messages.contents), so a FETCH or SEARCH of many
+ * messages makes few store round trips, with a batch bounded in count and bytes; tolerates messages
+ * expunged by another session meanwhile (they come back as null and are skipped).
  */
 import { deserializeStructure, parseStructure } from '../mime/index.js';
 import type { MessageStructure } from '../mime/types.js';
@@ -102,7 +101,10 @@ export function batchesOf(indexes: readonly number[], sizes: readonly number[], 
   return out;
 }
 
-/** loadMessage for several messages at once (requests issued together); the result is keyed by UID. */
+/**
+ * loadMessage for several messages at once: the bytes that are needed come in one store round trip
+ * (messages.contents); the result is keyed by UID, null for a message that is gone.
+ */
 export async function loadMessages(
   store: Store,
   mailboxId: number,
@@ -110,6 +112,24 @@ export async function loadMessages(
   need: { content: boolean; structure: boolean },
   known: ReadonlyMap<number, MessageStructure | null>,
 ): Promise<Map<number, LoadedMessage | null>> {
-  const loaded = await Promise.all(uids.map((uid) => loadMessage(store, mailboxId, uid, need, known.get(uid))));
-  return new Map(uids.map((uid, k) => [uid, loaded[k]!]));
+  const out = new Map<number, LoadedMessage | null>();
+  const wanted = uids.filter((uid) => need.content || (need.structure && !known.get(uid)));
+  const bytes = wanted.length > 0 ? await store.messages.contents(mailboxId, wanted) : [];
+  const byUid = new Map<number, Buffer | null>();
+  for (let k = 0; k < wanted.length; k++) byUid.set(wanted[k]!, bytes[k] ?? null);
+  for (const uid of uids) {
+    let structure = known.get(uid) ?? null;
+    if (!byUid.has(uid)) {
+      out.set(uid, { content: null, structure });
+      continue;
+    }
+    const content = byUid.get(uid) ?? null;
+    if (!content) {
+      out.set(uid, null);
+      continue;
+    }
+    if (need.structure && !structure) structure = parseStructure(content);
+    out.set(uid, { content: need.content ? content : null, structure });
+  }
+  return out;
 }

@@ -18,6 +18,7 @@ import { closeWith, type ConnectionHandler, type ConnectionInfo } from '../net/l
 import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import type { Store } from '../store/index.js';
+import { UserSlots } from '../net/user-slots.js';
 import { HeaderCache } from './header-cache.js';
 import { ImapSession } from './session/session.js';
 import type { ImapLimits, ImapSettings } from './session/types.js';
@@ -34,6 +35,7 @@ export const DEFAULT_IMAP_LIMITS: ImapLimits = {
   maxAuthFailures: 10,
   authFailureWindowMs: 600_000,
   maxErrors: 20,
+  maxConnectionsPerUser: 50,
   tlsHandshakeTimeoutMs: 60_000,
 };
 
@@ -81,6 +83,7 @@ class Server implements ImapServer {
   private readonly authenticate: Authenticator;
   private readonly live: LiveSessions<ImapSession>;
   private readonly headerCache = new HeaderCache();
+  private readonly userSlots = new UserSlots();
 
   constructor(private readonly options: ImapServerOptions) {
     this.clock = options.clock ?? systemClock;
@@ -104,7 +107,13 @@ class Server implements ImapServer {
       const implicit = configuredListeners(config).find((l) => l.proto === 'imap' && l.tls === 'implicit');
       if (implicit) throw new ImapSetupError(`${implicit.key}: "tls: implicit" needs imap.tls (cert and key)`);
     }
-    const limits = { ...DEFAULT_IMAP_LIMITS, appendLimit: config.smtp.message_size_limit, ...this.options.limits };
+    const limits = {
+      ...DEFAULT_IMAP_LIMITS,
+      appendLimit: config.smtp.message_size_limit,
+      autologoutMs: config.imap.autologout * 1000,
+      maxConnectionsPerUser: config.imap.max_connections_per_user,
+      ...this.options.limits,
+    };
     return { config, tls, limits };
   }
 
@@ -144,6 +153,7 @@ class Server implements ImapServer {
         : {}),
       onClose: () => this.live.remove(socket),
       headerCache: this.headerCache,
+      userSlots: this.userSlots,
     });
     this.live.add(socket, session);
     session.start();

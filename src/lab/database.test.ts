@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { databaseUrl, dropLabDatabase, isLabDatabaseName, redactUrl } from './database.js';
-import { finalNodeConfig } from './runner.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Io } from '../cli/context.js';
+import { runLab } from '../cli/lab.js';
+import { finalNodeConfig, labPg, loadTopology, resolveTopology } from './runner.js';
 import { LabError } from './state.js';
 import { parseTopology } from './topology.js';
 
@@ -61,4 +66,62 @@ test('a node whose store is postgres gets the lab database URL; embedded stores 
   assert.deepEqual(kept['store'], { backend: 'postgres', url: 'postgres://db1/cartero' });
   const embedded = finalNodeConfig({}, '/lab/nodes/n1', '127.0.0.1:53', 'postgres://postgres@127.0.0.1:5432/cartero_lab_00112233');
   assert.deepEqual(embedded['store'], { backend: 'embedded', path: '/lab/nodes/n1/data' });
+});
+
+test('multi-host server URLs (libpq form) are rewritten as text: hosts, user and options kept', () => {
+  assert.equal(
+    databaseUrl('postgres://postgres@127.0.0.1:5432,127.0.0.1:5433/postgres?target_session_attrs=read-write', 'cartero_lab_00112233'),
+    'postgres://postgres@127.0.0.1:5432,127.0.0.1:5433/cartero_lab_00112233?target_session_attrs=read-write',
+  );
+  assert.equal(databaseUrl('postgresql://u:pw@db1,db2', 'cartero_lab_00112233'), 'postgresql://u:pw@db1,db2/cartero_lab_00112233');
+  assert.equal(databaseUrl('postgres://db1:5432,[::1]:5433/x?sslmode=disable', 'cartero_lab_00112233'), 'postgres://db1:5432,[::1]:5433/cartero_lab_00112233?sslmode=disable');
+  // bad host lists are refused with the store parser's reason, as LabError
+  for (const bad of ['postgres://db1:99999,db2/x', 'postgres://db1,,db2/x', 'postgres://db1,db2/x?target_session_attrs=standby']) {
+    assert.throws(() => databaseUrl(bad, 'cartero_lab_00112233'), LabError, bad);
+  }
+  assert.equal(redactUrl('postgres://u:secret@db1:5432,db2:5433/db?target_session_attrs=read-write'), 'postgres://u:***@db1:5432,db2:5433/db?target_session_attrs=read-write');
+  assert.equal(redactUrl('postgres://u@db1,db2/db'), 'postgres://u@db1,db2/db');
+  assert.equal(redactUrl('postgres://db1,db2/db'), 'postgres://db1,db2/db');
+});
+
+test('a topology may have the lab start its own primary and standby, but not also name a server', () => {
+  const ha = parseTopology(`${NODES}postgres: { database: fresh, replication: { synchronous: false } }\n`);
+  assert.ok('topology' in ha);
+  assert.deepEqual(ha.topology.postgres, { database: 'fresh', replication: { synchronous: false } });
+  const dflt = parseTopology(`${NODES}postgres: { database: fresh, replication: {} }\n`);
+  assert.ok('topology' in dflt);
+  assert.equal(dflt.topology.postgres?.replication?.synchronous, true);
+  for (const [text, key] of [
+    ['postgres: { database: fresh, server: "postgres://h/p", replication: {} }', 'postgres.server'],
+    ['postgres: { database: fresh, replication: { synchronous: yes please } }', 'postgres.replication.synchronous'],
+    ['postgres: { database: fresh, replication: { standbys: 2 } }', 'postgres.replication'],
+  ] as const) {
+    const r = parseTopology(`${NODES}${text}\n`);
+    assert.ok('problems' in r, text);
+    assert.ok(r.problems.some((p) => p.key.startsWith(key)), `${text}: ${JSON.stringify(r.problems)}`);
+  }
+});
+
+test('the lab runs the cluster-ha example: both servers, synchronous, nodes on their own addresses', () => {
+  const t = loadTopology(resolveTopology('cluster-ha'));
+  assert.deepEqual(t.postgres, { database: 'fresh', replication: { synchronous: true } });
+  assert.deepEqual(t.nodes.map((n) => n.address), ['127.0.0.21', '127.0.0.22', '127.0.0.23']);
+});
+
+test('lab pg: bad actions and server names are usage errors; a lab without servers of its own is refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cartero-lab-pg-cli-'));
+  const io: Io = { out: () => undefined, err: () => undefined, readStdin: async () => '', readStdinBytes: async () => Buffer.alloc(0), env: {} };
+  try {
+    await assert.rejects(runLab(['pg', 'explode', 'primary', '--dir', dir], io), /must be one of stop, crash, start, promote/);
+    await assert.rejects(runLab(['pg', 'crash', 'tertiary', '--dir', dir], io), /primary or standby/);
+    await assert.rejects(runLab(['pg', 'crash', '--dir', dir], io));
+    await assert.rejects(runLab(['pg', 'crash', 'primary', '--dir', dir], io), /no lab in/);
+    // a lab whose database is on an existing server: nothing of the lab's own to crash
+    const state = { version: 1, topology: 'cluster', topologyDir: dir, createdAt: new Date().toISOString(), dns: { pid: null, address: '127.0.0.1', port: 53 }, nodes: {}, postgres: { server: 'postgres://postgres@127.0.0.1:1/postgres', database: 'cartero_lab_00112233' } };
+    writeFileSync(join(dir, 'state.json'), JSON.stringify(state));
+    await assert.rejects(labPg(dir, 'primary', 'crash'), /did not start PostgreSQL servers of its own/);
+    await assert.rejects(runLab(['pg', 'promote', 'standby', '--dir', dir], io), /did not start PostgreSQL servers of its own/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

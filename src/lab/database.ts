@@ -7,6 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { Failover } from '../store/backends/postgres/failover.js';
+import { parseMultiHostUrl, type ParsedUrl } from '../store/backends/postgres/hosts.js';
 import { LabError } from './state.js';
 
 /** The server a lab database is created on when neither the topology nor the caller names one. */
@@ -18,8 +20,16 @@ export function isLabDatabaseName(name: string): boolean {
   return LAB_DATABASE.test(name);
 }
 
-/** The server URL with any password masked, for messages. */
+/** The server URL with any password masked, for messages. Multi-host URLs (h1,h2) are masked too. */
 export function redactUrl(url: string): string {
+  const m = /^(postgres(?:ql)?:\/\/)([^/?#]*)(.*)$/s.exec(url);
+  if (m && m[2]!.includes(',')) {
+    const [, scheme = '', authority = '', tail = ''] = m;
+    const at = authority.lastIndexOf('@');
+    const user = at < 0 ? '' : authority.slice(0, at);
+    const colon = user.indexOf(':');
+    return `${scheme}${colon < 0 ? user : `${user.slice(0, colon)}:***`}${at < 0 ? '' : '@'}${authority.slice(at + 1)}${tail}`;
+  }
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
@@ -29,21 +39,54 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** `server` with its database part replaced by `database` (query options such as sslmode are kept). */
+function notPostgres(server: string): LabError {
+  return new LabError(`postgres.server: ${redactUrl(server)} is not a postgres:// URL`);
+}
+
+/**
+ * `server` with its database part replaced by `database` (query options such as sslmode and
+ * target_session_attrs are kept). The WHATWG URL parser refuses libpq's multi-host form
+ * (`postgres://h1:5432,h2:5433/db`), so that one is checked by the store's own parser (hosts.ts) and
+ * rewritten as text.
+ */
 export function databaseUrl(server: string, database: string): string {
+  let multi: ParsedUrl | null;
+  try {
+    multi = parseMultiHostUrl(server);
+  } catch (err) {
+    throw new LabError(`postgres.server: ${redactUrl(server)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (multi && multi.hosts.length > 1) {
+    const m = /^(postgres(?:ql)?:\/\/[^/?#]*)(?:\/[^?#]*)?(\?[^#]*)?$/s.exec(server);
+    if (!m) throw notPostgres(server);
+    return `${m[1]}/${database}${m[2] ?? ''}`;
+  }
   let u: URL;
   try {
     u = new URL(server);
   } catch {
-    throw new LabError(`postgres.server: ${redactUrl(server)} is not a postgres:// URL`);
+    throw notPostgres(server);
   }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new LabError(`postgres.server: ${redactUrl(server)} is not a postgres:// URL`);
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw notPostgres(server);
   u.pathname = `/${database}`;
   return u.toString();
 }
 
+/** A client for `server`; a multi-host URL connects to its writable server, as the nodes do. */
+function clientFor(server: string): pg.Client {
+  let multi: ParsedUrl | null = null;
+  try {
+    multi = parseMultiHostUrl(server);
+  } catch {
+    multi = null; // pg reports the bad URL at connect
+  }
+  if (!multi) return new pg.Client({ connectionString: server, connectionTimeoutMillis: 5_000 });
+  const failover = new Failover(multi, {}, 5_000);
+  return new failover.Client({ connectionString: failover.url, connectionTimeoutMillis: 5_000 });
+}
+
 async function onServer<T>(server: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: server, connectionTimeoutMillis: 5_000 });
+  const client = clientFor(server);
   client.on('error', () => undefined);
   try {
     await client.connect();

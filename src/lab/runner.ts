@@ -19,7 +19,8 @@ import { configuredListeners, type Config, type ListenerSettings } from '../conf
 import { provisionAccount } from '../directory/accounts.js';
 import type { Fault } from '../dns/authority.js';
 import { isStoreError, openStore, type QueueCounts } from '../store/index.js';
-import { createLabDatabase, DEFAULT_LAB_PG_SERVER, dropLabDatabase } from './database.js';
+import { createLabDatabase, DEFAULT_LAB_PG_SERVER, dropLabDatabase, redactUrl } from './database.js';
+import { destroyPgServers, pairUrl, pgServerPid, pgServersStatus, promotePgServer, serverUrl, startPgServer, startPgServers, stopPgServer, type PgServerName, type PgServerStatus } from './pg-servers.js';
 import { LabError, paths, readDnsReady, readState, writeAtomic, writeState, type LabState, type NodeState } from './state.js';
 import { findNode, parseTopology, relayRecipientTable, zoneOf, type Topology, type TopologyNode } from './topology.js';
 
@@ -343,7 +344,18 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     state.dns.port = ready.port;
     const dnsServer = `127.0.0.1:${ready.port}`;
     let labDatabaseUrl: string | undefined;
-    if (topology.postgres) {
+    if (topology.postgres?.replication) {
+      // cluster-ha: the lab's own primary + standby; recorded before the database exists so that a
+      // failure from here on still stops them (labDown below)
+      const servers = await startPgServers({ synchronous: topology.postgres.replication.synchronous });
+      const primary = servers.servers.find((x) => x.name === 'primary')!;
+      state.postgres = { server: serverUrl(primary), database: '', servers };
+      writeState(dir, state);
+      const db = await createLabDatabase(serverUrl(primary));
+      state.postgres.database = db.name;
+      writeState(dir, state);
+      labDatabaseUrl = pairUrl(servers, db.name);
+    } else if (topology.postgres) {
       const server = o.postgresServer ?? topology.postgres.server ?? (env['CARTERO_LAB_PG_URL'] || DEFAULT_LAB_PG_SERVER);
       const db = await createLabDatabase(server);
       state.postgres = { server, database: db.name };
@@ -397,13 +409,22 @@ export async function labDown(stateDir: string, graceMs = 12_000): Promise<{ sto
     }),
   );
   let dropError: unknown = null;
-  if (state.postgres) await dropLabDatabase(state.postgres.server, state.postgres.database).catch((err: unknown) => void (dropError = err));
+  const servers = state.postgres?.servers;
+  const liveServers = servers ? servers.servers.filter((x) => pgServerPid(x) !== null).map((x) => `postgres ${x.name}`) : [];
+  if (servers) {
+    // the lab's own servers go away whole: nothing to drop
+    await destroyPgServers(servers).catch((err: unknown) => void (dropError = err));
+  } else if (state.postgres) await dropLabDatabase(state.postgres.server, state.postgres.database).catch((err: unknown) => void (dropError = err));
   rmSync(dir, { recursive: true, force: true });
+  if (dropError !== null && servers) {
+    throw new LabError(`the lab stopped, but its PostgreSQL servers in ${servers.dir} could not be stopped: ${dropError instanceof Error ? dropError.message : String(dropError)}`);
+  }
   if (dropError !== null && state.postgres) {
     const why = dropError instanceof Error ? dropError.message : String(dropError);
     throw new LabError(`the lab stopped, but its database ${state.postgres.database} could not be dropped: ${why}; drop it by hand`);
   }
-  return { stopped: procs.map((p) => p.name), ...(state.postgres ? { dropped: state.postgres.database } : {}) };
+  const stopped = [...procs.map((p) => p.name), ...liveServers];
+  return { stopped, ...(state.postgres && !servers ? { dropped: state.postgres.database } : {}) };
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
@@ -503,7 +524,31 @@ export async function queueCounts(config: Config): Promise<QueueCounts> {
   }
 }
 
-export async function labStatus(stateDir: string): Promise<{ state: LabState; dns: 'running' | 'stopped' | 'dead'; nodes: NodeStatus[] }> {
+/** The lab's database: its own servers (cluster-ha) with their role now, or the one it created a database on. */
+export interface LabDatabaseStatus {
+  database: string;
+  /** the servers the lab started; empty when it uses an existing server */
+  servers: PgServerStatus[];
+  /** the existing server (password masked) when the lab did not start its own */
+  server?: string;
+}
+
+async function databaseStatus(state: LabState): Promise<LabDatabaseStatus | null> {
+  if (!state.postgres) return null;
+  if (state.postgres.servers) return { database: state.postgres.database, servers: await pgServersStatus(state.postgres.servers) };
+  return { database: state.postgres.database, servers: [], server: redactUrl(state.postgres.server) };
+}
+
+/** cluster-ha: stop one of the lab's PostgreSQL servers (`immediate` is a crash), start it, or promote the standby. */
+export async function labPg(stateDir: string, name: PgServerName, action: 'stop' | 'crash' | 'start' | 'promote'): Promise<void> {
+  const servers = readState(resolve(stateDir)).postgres?.servers;
+  if (!servers) throw new LabError('this lab did not start PostgreSQL servers of its own (topology postgres.replication)');
+  if (action === 'stop' || action === 'crash') await stopPgServer(servers, name, action === 'crash' ? 'immediate' : 'fast');
+  else if (action === 'start') await startPgServer(servers, name);
+  else await promotePgServer(servers, name);
+}
+
+export async function labStatus(stateDir: string): Promise<{ state: LabState; dns: 'running' | 'stopped' | 'dead'; nodes: NodeStatus[]; database: LabDatabaseStatus | null }> {
   const dir = resolve(stateDir);
   const state = readState(dir);
   const nodes: NodeStatus[] = [];
@@ -520,7 +565,7 @@ export async function labStatus(stateDir: string): Promise<{ state: LabState; dn
     }
     nodes.push({ node: name, role: n.role ?? '', address: n.address, ports, pid: n.pid, state: processState(n.pid, n.config), queue, ...(queueError ? { queueError } : {}) });
   }
-  return { state, dns: processState(state.dns.pid, paths.zone(dir)), nodes };
+  return { state, dns: processState(state.dns.pid, paths.zone(dir)), nodes, database: await databaseStatus(state) };
 }
 
 export function nodeConfig(stateDir: string, name: string): Config {

@@ -30,7 +30,22 @@ const stateSchema = z.object({
   dns: z.object({ pid: z.number().int().positive().nullable(), address: z.string(), port: z.number().int().min(1).max(65535) }),
   nodes: z.record(z.string(), nodeState),
   /** the database `lab up` created for the topology's `postgres: { database: fresh }`, dropped by `down` */
-  postgres: z.object({ server: z.string(), database: z.string() }).optional(),
+  postgres: z
+    .object({
+      server: z.string(),
+      database: z.string(),
+      /** PostgreSQL servers the lab started itself (pg-servers.ts): stopped and removed by `down` */
+      servers: z
+        .object({
+          dir: z.string(),
+          bin: z.string(),
+          runAs: z.string().nullable(),
+          synchronous: z.boolean(),
+          servers: z.array(z.object({ name: z.enum(['primary', 'standby']), port: z.number().int(), data: z.string(), log: z.string(), options: z.string() })),
+        })
+        .optional(),
+    })
+    .optional(),
 });
 
 export type LabState = z.output<typeof stateSchema>;

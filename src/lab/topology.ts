@@ -42,8 +42,8 @@ const node = z.strictObject({
       file: z.string().regex(/^[a-z0-9._-]+$/i, { error: 'a plain file name' }),
       /**
        * Map each alias to its targets instead of to itself, so this node expands aliases and `from` only
-       * files mail: an LMTP backend recognises a frontend's resend of a filed message (XQUEUEID), but an
-       * alias it queued would be queued again (docs/lmtp.md).
+       * files mail (LMTP backends recognise a frontend's resend of filed and queued mail alike through
+       * XQUEUEID, docs/xqueueid.md; expanding at the frontend saves the backend the queue hop).
        */
       expand_aliases: z.boolean().default(false),
     })
@@ -75,6 +75,12 @@ const postgres = z.strictObject({
   database: z.literal('fresh', { error: 'fresh (a new database for this lab, dropped at lab down)' }),
   /** default $CARTERO_LAB_PG_URL or postgres://postgres@127.0.0.1:5432/postgres */
   server: z.string().regex(/^postgres(ql)?:\/\//, { error: 'a postgres:// URL of the server to create the database on' }).optional(),
+  /**
+   * The lab starts PostgreSQL itself: a primary and a streaming-replication standby on free loopback
+   * ports (src/lab/pg-servers.ts); the nodes' store URL lists both with target_session_attrs=read-write.
+   * `synchronous` (default true): synchronous_commit = remote_apply, synchronous_standby_names = '*'.
+   */
+  replication: z.strictObject({ synchronous: z.boolean().default(true) }).optional(),
 });
 
 const topologySchema = z.strictObject({
@@ -118,6 +124,9 @@ export function parseTopology(text: string): ParsedTopology {
       if (taken) problems.push({ key: `nodes[${i}].files[${j}]`, found: JSON.stringify(f), expected: `a file name other than ${[...RESERVED_FILES, ...(n.relay_recipients ? [n.relay_recipients.file] : [])].join(', ')} and the node's other files` });
     });
   });
+  if (t.postgres?.replication && t.postgres.server !== undefined) {
+    problems.push({ key: 'postgres.server', found: JSON.stringify(t.postgres.server), expected: 'no server with replication (the lab starts its own primary and standby)' });
+  }
   t.nodes.forEach((n, i) => {
     if (n.relay_recipients && !names.has(n.relay_recipients.from)) {
       problems.push({ key: `nodes[${i}].relay_recipients.from`, found: JSON.stringify(n.relay_recipients.from), expected: `the name of a node (${[...names.keys()].join(', ')})` });

@@ -11,9 +11,25 @@ import type { MaildropLock, MaildropLocks } from './lock.js';
 
 export const MAILDROP_NAME = 'INBOX';
 
-/** Read-ahead of RETR: messages and bytes read before they are asked for (see Maildrop.content). */
-export const READ_AHEAD_MESSAGES = 4;
-export const READ_AHEAD_BYTES = 1024 * 1024;
+/**
+ * Read-ahead of RETR (see Maildrop.content): batches of one store round trip, the first small (the
+ * client waits for it), each next one twice as large up to READ_AHEAD_BYTES, at most
+ * READ_AHEAD_MESSAGES messages each; a new batch starts when less than one batch is left ahead, so at
+ * most two batches' bytes are held.
+ */
+export const READ_AHEAD_FIRST_BYTES = 64 * 1024;
+export const READ_AHEAD_BYTES = 512 * 1024;
+export const READ_AHEAD_MESSAGES = 256;
+
+/** A message being read (or read) ahead of the client, as part of one batch. */
+interface Early {
+  size: number;
+  /** the bytes once the batch has them; stays null for a message gone or a batch that failed */
+  bytes: Buffer | null;
+  settled: boolean;
+  /** settles (never rejects) when the batch does */
+  done: Promise<void>;
+}
 
 export type Lookup = { kind: 'ok'; meta: MessageMeta } | { kind: 'none' } | { kind: 'deleted' };
 
@@ -50,9 +66,13 @@ export function uidRanges(uids: Iterable<number>): UidRange[] {
 export class Maildrop {
   private readonly marked = new Set<number>();
   private readonly seen = new Set<number>();
-  /** reads started ahead of the client, by UID, with their sizes */
-  private readonly ahead = new Map<number, { read: Promise<Buffer>; size: number }>();
+  /** reads started ahead of the client, by UID in ascending order (a window after the last message asked for) */
+  private readonly ahead = new Map<number, Early>();
   private aheadBytes = 0;
+  /** index in `messages` of the next message the window would take in */
+  private aheadNext = 0;
+  /** bytes of the next batch */
+  private batchBytes = READ_AHEAD_FIRST_BYTES;
   private closed = false;
   /** messages and octets sent by RETR (for the logout line) */
   retrieved = 0;
@@ -115,45 +135,78 @@ export class Maildrop {
   }
 
   /**
-   * The whole message, read from the store once (verified against its hash there). Clients mostly
-   * RETR one message after the other, so the next few (READ_AHEAD_MESSAGES, READ_AHEAD_BYTES) are
-   * read now and the store's round trip overlaps with sending this one. A read-ahead that failed is
-   * simply read again when asked for, so errors are those of a direct read.
+   * The whole message, read from the store once (verified against its hash there): the Buffer itself
+   * when the read-ahead already has it, so pipelined RETRs are answered back to back without a turn of
+   * the event loop, else a promise. Clients mostly RETR one message after the other, so the following
+   * ones are read ahead in batches of one store round trip each (READ_AHEAD_*); a client that goes back
+   * or jumps restarts the read-ahead at the message it asked for. A message the batch did not return
+   * (gone, or the batch failed) is read again on its own, so errors are those of a direct read.
    */
-  content(meta: MessageMeta): Promise<Buffer> {
-    const early = this.ahead.get(meta.uid);
-    let result: Promise<Buffer>;
-    if (early) {
-      this.ahead.delete(meta.uid);
-      this.aheadBytes -= early.size;
-      result = early.read.catch(() => this.read(meta.uid));
-    } else {
-      result = this.read(meta.uid);
+  content(meta: MessageMeta): Buffer | Promise<Buffer> {
+    let early = this.ahead.get(meta.uid);
+    if (!early) {
+      this.clearAhead();
+      this.aheadNext = lowerIndex(this.messages, meta.uid);
+      this.batchBytes = READ_AHEAD_FIRST_BYTES;
+      this.topUp(true);
+      early = this.ahead.get(meta.uid);
+      if (!early) return this.read(meta.uid);
     }
-    this.readAhead(meta.uid);
-    return result;
+    // what lies before it was skipped by the client (or is this one): not going to be asked for soon
+    for (const [uid, e] of this.ahead) {
+      if (uid > meta.uid) break;
+      this.ahead.delete(uid);
+      this.aheadBytes -= e.size;
+    }
+    this.topUp(false);
+    const taken = early;
+    if (taken.bytes) return taken.bytes;
+    if (taken.settled) return this.read(meta.uid);
+    return taken.done.then(() => taken.bytes ?? this.read(meta.uid));
   }
 
   private read(uid: number): Promise<Buffer> {
     return this.store.messages.content(this.mailbox.id, uid);
   }
 
-  private readAhead(after: number): void {
-    for (const [uid, early] of this.ahead) {
-      if (uid > after) continue;
-      // the client went back or skipped: what lies behind is not going to be asked for soon
-      this.ahead.delete(uid);
-      this.aheadBytes -= early.size;
-    }
-    let k = lowerIndex(this.messages, after + 1);
-    for (; k < this.messages.length && this.ahead.size < READ_AHEAD_MESSAGES; k++) {
+  private clearAhead(): void {
+    this.ahead.clear();
+    this.aheadBytes = 0;
+  }
+
+  /** Starts one batch read after what is read ahead already (`force`: however much that is). */
+  private topUp(force: boolean): void {
+    if (this.closed || (!force && this.aheadBytes >= this.batchBytes)) return;
+    const batch: MessageMeta[] = [];
+    let bytes = 0;
+    while (this.aheadNext < this.messages.length && batch.length < READ_AHEAD_MESSAGES) {
+      const k = this.aheadNext;
       const next = this.messages[k]!;
-      if (this.ahead.has(next.uid) || this.marked.has(k + 1)) continue;
-      if (this.ahead.size > 0 && this.aheadBytes + next.size > READ_AHEAD_BYTES) break;
-      const read = this.read(next.uid);
-      read.catch(() => undefined);
-      this.ahead.set(next.uid, { read, size: next.size });
-      this.aheadBytes += next.size;
+      if (this.marked.has(k + 1)) {
+        this.aheadNext++;
+        continue;
+      }
+      // always at least one message, however large (with `force`, the one asked for)
+      if (batch.length > 0 && bytes + next.size > this.batchBytes) break;
+      batch.push(next);
+      bytes += next.size;
+      this.aheadNext++;
+    }
+    this.batchBytes = Math.min(this.batchBytes * 2, READ_AHEAD_BYTES);
+    if (batch.length === 0) return;
+    const entries: Early[] = [];
+    const settle = (found: readonly (Buffer | null)[] | null): void => {
+      entries.forEach((e, k) => {
+        e.bytes = found?.[k] ?? null;
+        e.settled = true;
+      });
+    };
+    const done = this.store.messages.contents(this.mailbox.id, batch.map((m) => m.uid)).then(settle, () => settle(null));
+    for (const m of batch) {
+      const e: Early = { size: m.size, bytes: null, settled: false, done };
+      entries.push(e);
+      this.ahead.set(m.uid, e);
+      this.aheadBytes += m.size;
     }
   }
 
@@ -194,8 +247,7 @@ export class Maildrop {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.ahead.clear();
-    this.aheadBytes = 0;
+    this.clearAhead();
     await this.lock.release();
   }
 }

@@ -5,12 +5,16 @@
  * store.queue.commit before resolving — the only path to a 250. Logs one line per queued message and
  * wakes the scheduler. Never delivers; any store or table error propagates unchanged so the session
  * answers 451 4.3.0 with nothing half-queued.
+ * A client that named its queue entry (XQUEUEID, docs/xqueueid.md) gets receipts in the same store
+ * transaction: recipients it already handed us with these bytes are left out, and a resend of nothing
+ * new queues nothing and answers with the first entry's id (logged as a resend).
  */
 import type { Logger } from '../log/logger.js';
 import type { AddressRewriter, HeaderChange } from '../routing/rewrite.js';
 import type { Envelope, EnvelopeRecipient } from '../smtp/services.js';
 import type { Clock } from '../store/index.js';
 import { expandRecipients, type ExpandOptions } from './expand.js';
+import { clientQueueId, receiptsFor } from './receipts.js';
 
 export interface CommitOptions extends ExpandOptions {
   clock: Clock;
@@ -101,8 +105,14 @@ export function createCommit(options: CommitOptions): CommitFn {
     if (Object.keys(expansion.undeliverable).length > 0) meta.undeliverable = expansion.undeliverable;
     const rewritten = rw && Object.keys(rw.record).length > 0 ? rw.record : undefined;
     if (rewritten) meta.rewritten = rewritten;
-    const { id } = await store.queue.commit({ sender, recipients: expansion.recipients, content, meta }, clock.now());
-    const nrcpt = expansion.recipients.length;
+    const finals = (given: string): string[] => expansion.expanded[given] ?? [rw?.record.recipients?.[given] ?? given];
+    const receipts = receiptsFor(envelope, received, expansion.recipients, finals);
+    const result = await store.queue.commit({ sender, recipients: expansion.recipients, content, meta, ...(receipts ? { receipts } : {}) }, clock.now());
+    const { id } = result;
+    if (result.duplicates) logResend(logger, envelope, sender, result.created ? id : null, result.duplicates);
+    if (!result.created) return { queueId: id };
+    const left = new Set(result.duplicates?.addresses ?? []);
+    const nrcpt = expansion.recipients.filter((r) => !left.has(r.address)).length;
     logger.info(
       {
         queue_id: id,
@@ -119,4 +129,15 @@ export function createCommit(options: CommitOptions): CommitFn {
     options.onCommitted?.(id);
     return { queueId: id };
   };
+}
+
+/** One line for the recipients a resend brought again (the client lost our 250, docs/xqueueid.md). */
+function logResend(logger: Logger, envelope: Envelope, sender: string, id: string | null, dup: { addresses: string[]; of: string }): void {
+  const client = clientOf(envelope.meta);
+  const xqueueid = clientQueueId(envelope.meta);
+  const to = dup.addresses.map((a) => `<${a}>`).join(',');
+  logger.info(
+    { queue_id: id ?? dup.of, client, sender, recipients: dup.addresses, client_queue_id: xqueueid, duplicate_of: dup.of, status: 'resent' },
+    `${id ?? dup.of}: client=${client ?? 'unknown'}, client_queue_id=${xqueueid ?? ''}, from=<${sender}>, to=${to}, status=resent (duplicate of ${dup.of}${id ? ', other recipients queued' : ', nothing queued'})`,
+  );
 }

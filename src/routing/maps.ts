@@ -1,7 +1,7 @@
 /*
  * Lookup tables for address rewriting and transport selection (Postfix's canonical, virtual and
  * transport maps): one async `LookupMap` interface with inline (config), file (Postfix `key value` text)
- * and chained sources, so a store-backed source can be added without touching the callers. The file
+ * and chained sources; the store-backed source (store-map.ts) plugs in without touching the callers. The file
  * parser is pure and refuses a whole file on its first malformed line (MapSyntaxError names file and
  * line); a reload that fails keeps the previous table. Also the Postfix lookup order for addresses.
  */
@@ -14,7 +14,7 @@ export interface LookupMap {
   get(key: string): Promise<string | null>;
 }
 
-/** A table whose source can change under it (a file now, a store directory later). */
+/** A table whose source can change under it (a file, a map kept in the store). */
 export interface ReloadableMap extends LookupMap {
   /** Re-reads the source; on failure rejects with a MapError and keeps serving the previous table. */
   reload(): Promise<void>;
@@ -156,6 +156,27 @@ export interface FileMapOptions {
   onDuplicate?: (d: { source: string; key: string; line: number; firstLine: number }) => void;
 }
 
+/**
+ * Reads a lookup table file as UTF-8 text (for FileMap and `cartero map import`). Throws MapError: `io`
+ * when unreadable or larger than MAX_MAP_FILE_BYTES, `syntax` with the line of the first invalid UTF-8.
+ */
+export async function readMapText(path: string): Promise<string> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    const code = err && typeof err === 'object' && 'code' in err ? String(err.code) : String(err);
+    throw new MapError('io', path, 0, `cannot read the file (${code})`, { cause: err });
+  }
+  if (bytes.length > MAX_MAP_FILE_BYTES) throw new MapError('io', path, 0, `file larger than ${MAX_MAP_FILE_BYTES} bytes`);
+  const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  if (text.includes('\uFFFD')) {
+    const line = text.slice(0, text.indexOf('\uFFFD')).split('\n').length;
+    throw new MapError('syntax', path, line, 'not valid UTF-8');
+  }
+  return text;
+}
+
 /** A table in a Postfix-format text file, read at open and again at each reload(). */
 export class FileMap extends TableMap implements ReloadableMap {
   private constructor(
@@ -172,19 +193,7 @@ export class FileMap extends TableMap implements ReloadableMap {
   }
 
   async reload(): Promise<void> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.path);
-    } catch (err) {
-      const code = err && typeof err === 'object' && 'code' in err ? String(err.code) : String(err);
-      throw new MapError('io', this.path, 0, `cannot read the file (${code})`, { cause: err });
-    }
-    if (bytes.length > MAX_MAP_FILE_BYTES) throw new MapError('io', this.path, 0, `file larger than ${MAX_MAP_FILE_BYTES} bytes`);
-    const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
-    if (text.includes('\uFFFD')) {
-      const line = text.slice(0, text.indexOf('\uFFFD')).split('\n').length;
-      throw new MapError('syntax', this.path, line, 'not valid UTF-8');
-    }
+    const text = await readMapText(this.path);
     const parsed = parseMapText(text, this.path, this.options.check);
     for (const d of parsed.duplicates) this.options.onDuplicate?.({ source: this.path, ...d });
     this.table = parsed.entries;

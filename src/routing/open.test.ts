@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { captureLogger } from '../queue/testing.js';
 import { isMapError } from './maps.js';
-import { buildRouterSettings, openRoutingMaps, reloadOnSignal } from './open.js';
+import { buildRouterSettings, openRoutingMaps, reloadOnSignal, storeMapCheck, storeMapUses } from './open.js';
 import { routingSettingsSchema } from './settings.js';
 import { createRouter, describeTransport } from './transport.js';
 
@@ -121,5 +121,63 @@ describe('openRoutingMaps', () => {
       auth: { username: 'u', password: 's3cret' },
       tls: 'may',
     });
+  });
+});
+
+describe('store tables ({ store: NAME })', () => {
+  const settings = routingSettingsSchema.parse({
+    virtual_alias_maps: [{ store: 'shared' }, { '@a.test': 'x@b.test' }],
+    transport_maps: { store: 'Shared' },
+    canonical_maps: { store: 'canon' },
+  });
+
+  test('the schema takes { store: NAME } and refuses a bad name', () => {
+    assert.deepEqual(settings.transport_maps, { store: 'Shared' });
+    assert.equal(routingSettingsSchema.safeParse({ transport_maps: { store: 'x', file: 'x' } }).success, true, 'two keys: an inline table');
+    assert.equal(routingSettingsSchema.safeParse({ transport_maps: { store: '' } }).success, false);
+  });
+
+  test('uses and checks: a table used by two keys must satisfy both', () => {
+    assert.deepEqual([...storeMapUses(settings)], [
+      ['canon', ['canonical_maps']],
+      ['shared', ['virtual_alias_maps', 'transport_maps']],
+    ]);
+    const check = storeMapCheck(settings, 'SHARED')!;
+    assert.match(check('uucp:x', 'k') ?? '', /unknown transport "uucp" .*\(as transport_maps\)/);
+    assert.match(check('a@b.test %x', 'k') ?? '', /unknown template/);
+    assert.equal(storeMapCheck(settings, 'canon'), null, 'canonical values are addresses: no check');
+    assert.equal(storeMapCheck(settings, 'unused'), null);
+  });
+
+  test('opening a store table without a store, or with one that fails, is a MapError', async () => {
+    await assert.rejects(openRoutingMaps(settings, { baseDir: '/' }), (err: unknown) => isMapError(err) && /^store:canon: canonical_maps: a store table needs the store/.test(err.message));
+    const failing = { generations: async () => Promise.reject(new Error('down')), list: async () => [] };
+    await assert.rejects(openRoutingMaps(settings, { baseDir: '/', store: failing }), /^MapError: store:canon: cannot read the map from the store \(down\)/);
+    // a name the schema does not take as a store name is read as an inline table... whose one key is "store"
+    const odd = routingSettingsSchema.parse({ transport_maps: { store: 'bad name' } });
+    await assert.rejects(openRoutingMaps(odd, { baseDir: '/', store: failing }), (err: unknown) => isMapError(err) && /^transport_maps: \{ store: "bad name" \}: a store map name is/.test(err.message));
+  });
+
+  test('served from memory, refreshed by the watcher until close()', async () => {
+    let generation = 1;
+    let value = 'smtp:[one.test]';
+    const reader = {
+      generations: async (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, generation])),
+      list: async (map: string) => (map === 'shared' ? [{ key: 'example.test', value, updatedAt: 0, updatedBy: null }] : []),
+    };
+    const maps = await openRoutingMaps(settings, { baseDir: '/', store: reader, storeMapIntervalMs: 10 });
+    assert.equal(await maps.maps.transport_maps!.get('example.test'), 'smtp:[one.test]');
+    generation = 2;
+    value = 'smtp:[two.test]';
+    const deadline = Date.now() + 2000;
+    while ((await maps.maps.transport_maps!.get('example.test')) !== 'smtp:[two.test]' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(await maps.maps.virtual_alias_maps!.get('example.test'), 'smtp:[two.test]');
+    await maps.close();
+    generation = 3;
+    value = 'smtp:[three.test]';
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await maps.maps.transport_maps!.get('example.test'), 'smtp:[two.test]', 'no polling after close');
+    await maps.reload();
+    assert.equal(await maps.maps.transport_maps!.get('example.test'), 'smtp:[three.test]', 'reload (SIGHUP) reads the store too');
   });
 });

@@ -1,18 +1,22 @@
 /*
- * Turns the routing settings into live tables: each *_maps key becomes one MapChain of inline and file
- * tables (file paths relative to the configuration file's directory), every value checked for its role
- * at open (a bad transport or virtual target names file and line), and one reload() for SIGHUP /
- * `cartero reload`. Opening fails with MapError; a failed reload keeps every old table and says why.
+ * Turns the routing settings into live tables: each *_maps key becomes one MapChain of inline, file and
+ * store tables (file paths relative to the configuration file's directory), every value checked for its
+ * role at open (a bad transport or virtual target names file and line), and one reload() for SIGHUP /
+ * `cartero reload`. Store tables (`{ store: NAME }`) are kept fresh by one StoreMapWatcher (store-map.ts)
+ * until close(). Opening fails with MapError; a failed reload keeps every old table and says why.
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from '../log/logger.js';
-import { FileMap, inlineMap, isMapError, MapChain, type LookupMap, type ValueCheck } from './maps.js';
+import { FileMap, inlineMap, isMapError, MapChain, MapError, type LookupMap, type ValueCheck } from './maps.js';
 import { AddressRewriter } from './rewrite.js';
+import { StoreMap, StoreMapWatcher, type StoreMapReader } from './store-map.js';
 import { MAP_NAMES, type HeaderRewriteClient, type MapListSetting, type MapName, type RoutingSettings } from './settings.js';
 import type { RouterSettings } from './transport.js';
 import { transportProblem } from './transport.js';
 import { virtualValueProblem, type VirtualAliasOptions } from './virtual.js';
+
+const STORE_MAP_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/i;
 
 const CHECKS: Partial<Record<MapName, ValueCheck>> = {
   transport_maps: transportProblem,
@@ -22,8 +26,10 @@ const CHECKS: Partial<Record<MapName, ValueCheck>> = {
 export interface RoutingMaps {
   /** the chain of each configured map key (absent keys are missing) */
   readonly maps: Partial<Record<MapName, MapChain>>;
-  /** Re-reads every file table; tables that fail keep their old contents; rejects with the first MapError. */
+  /** Re-reads every file and store table; tables that fail keep their old contents; rejects with the first MapError. */
   reload(): Promise<void>;
+  /** Stops watching the store tables (they keep their last contents). */
+  close(): Promise<void>;
 }
 
 export interface OpenMapsOptions {
@@ -32,13 +38,19 @@ export interface OpenMapsOptions {
   logger?: Logger;
   /** open only these tables (`cartero map test` opens the one it is asked about) */
   only?: readonly MapName[];
+  /** where `{ store: NAME }` tables are read; opening one without it fails with MapError */
+  store?: StoreMapReader;
+  /** keep store tables fresh (default true); `cartero map test` reads them once */
+  watch?: boolean;
+  /** how often the store is asked whether a store table changed (default 500 ms) */
+  storeMapIntervalMs?: number;
 }
 
 function sources(setting: MapListSetting): MapListSetting[] {
   return Array.isArray(setting) ? setting : [setting];
 }
 
-async function openChain(name: MapName, setting: MapListSetting, o: OpenMapsOptions): Promise<MapChain> {
+async function openChain(name: MapName, setting: MapListSetting, o: OpenMapsOptions, storeMaps: StoreMap[]): Promise<MapChain> {
   const check = CHECKS[name];
   const list = sources(setting);
   const maps: LookupMap[] = [];
@@ -53,6 +65,15 @@ async function openChain(name: MapName, setting: MapListSetting, o: OpenMapsOpti
             o.logger?.warn({ map: name, file: d.source, line: d.line }, `${d.source}, line ${d.line}: duplicate entry "${d.key}" ignored (first at line ${d.firstLine})`),
         }),
       );
+    } else if ('store' in source && typeof source.store === 'string' && Object.keys(source).length === 1) {
+      // a name the schema did not take as a store name arrives here as an inline table with one key "store"
+      if (!STORE_MAP_NAME.test(source.store)) {
+        throw new MapError('syntax', label, 0, `{ store: ${JSON.stringify(source.store)} }: a store map name is letters, digits, "_", "." and "-", at most 64`);
+      }
+      if (!o.store) throw new MapError('io', `store:${source.store}`, 0, `${label}: a store table needs the store, and none was given`);
+      const map = await StoreMap.open(source.store, o.store, { ...(check ? { check } : {}), ...(o.logger ? { logger: o.logger } : {}) });
+      storeMaps.push(map);
+      maps.push(map);
     } else {
       maps.push(inlineMap(label, source as Record<string, string | string[]>, check));
     }
@@ -63,11 +84,17 @@ async function openChain(name: MapName, setting: MapListSetting, o: OpenMapsOpti
 /** Opens every configured table. Throws MapError for the first table that cannot be loaded. */
 export async function openRoutingMaps(settings: RoutingSettings, o: OpenMapsOptions): Promise<RoutingMaps> {
   const maps: Partial<Record<MapName, MapChain>> = {};
+  const storeMaps: StoreMap[] = [];
   for (const name of MAP_NAMES) {
     const setting = settings[name];
     if (o.only && !o.only.includes(name)) continue;
-    if (setting !== undefined) maps[name] = await openChain(name, setting, o);
+    if (setting !== undefined) maps[name] = await openChain(name, setting, o, storeMaps);
   }
+  const watcher =
+    o.store && storeMaps.length > 0 && o.watch !== false
+      ? new StoreMapWatcher(o.store, storeMaps, { ...(o.storeMapIntervalMs !== undefined ? { intervalMs: o.storeMapIntervalMs } : {}), ...(o.logger ? { logger: o.logger } : {}) })
+      : null;
+  watcher?.start();
   return {
     maps,
     async reload() {
@@ -76,6 +103,45 @@ export async function openRoutingMaps(settings: RoutingSettings, o: OpenMapsOpti
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     },
+    async close() {
+      await watcher?.close();
+    },
+  };
+}
+
+/** Which *_maps keys use each store table (`{ store: NAME }`), by lowercased store map name. */
+export function storeMapUses(settings: RoutingSettings): Map<string, MapName[]> {
+  const uses = new Map<string, MapName[]>();
+  for (const name of MAP_NAMES) {
+    const setting = settings[name];
+    if (setting === undefined) continue;
+    for (const source of sources(setting)) {
+      if (!('store' in source) || typeof source.store !== 'string' || Object.keys(source).length !== 1) continue;
+      const key = source.store.toLowerCase();
+      const list = uses.get(key) ?? [];
+      if (!list.includes(name)) list.push(name);
+      uses.set(key, list);
+    }
+  }
+  return uses;
+}
+
+/**
+ * The check a value of store table `mapName` must pass: that of every key using it (a table used as
+ * both transport_maps and virtual_alias_maps must satisfy both); null when no key with a check uses it.
+ */
+export function storeMapCheck(settings: RoutingSettings, mapName: string): ValueCheck | null {
+  const checks = (storeMapUses(settings).get(mapName.toLowerCase()) ?? []).flatMap((n) => {
+    const c = CHECKS[n];
+    return c ? [[n, c] as const] : [];
+  });
+  if (checks.length === 0) return null;
+  return (value, key) => {
+    for (const [n, c] of checks) {
+      const problem = c(value, key);
+      if (problem) return checks.length > 1 ? `${problem} (as ${n})` : problem;
+    }
+    return null;
   };
 }
 

@@ -5,7 +5,7 @@
  * resolved and tables opened by routing/open.ts, never here.
  */
 import { z } from 'zod';
-import { transportProblem } from './transport.js';
+import { relayTransportProblem } from './transport.js';
 
 const mapFile = z.strictObject({ file: z.string().min(1, { error: 'a path to a lookup table file' }) });
 const inlineTable = z.record(
@@ -13,9 +13,14 @@ const inlineTable = z.record(
   z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'a value, or a list of addresses' }),
 );
 
-/** One table: `{ file: path }` (Postfix `key value` text) or an inline mapping of keys to values. */
-export const mapSourceSchema = z.union([mapFile, inlineTable], {
-  error: 'a lookup table: { file: PATH } or a mapping of keys to values',
+/** A table kept in the store, shared by every node (`cartero map set|import NAME ...`). */
+const mapStore = z.strictObject({
+  store: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/i, { error: 'a store map name: letters, digits, "_", "." and "-", at most 64' }),
+});
+
+/** One table: `{ file: path }` (Postfix `key value` text), `{ store: NAME }`, or an inline mapping of keys to values. */
+export const mapSourceSchema = z.union([mapFile, mapStore, inlineTable], {
+  error: 'a lookup table: { file: PATH }, { store: NAME } or a mapping of keys to values',
 });
 /** A table or a list of tables searched in order (the first hit wins). */
 export const mapListSchema = z.union([mapSourceSchema, z.array(mapSourceSchema)]);
@@ -72,7 +77,7 @@ export const routingSettingsSchema = z.strictObject({
     .string()
     .min(1)
     .superRefine((v, ctx) => {
-      const problem = transportProblem(v);
+      const problem = relayTransportProblem(v);
       if (problem) ctx.addIssue({ code: 'custom', message: `a transport such as relay or smtp:[host]:port (${problem})` });
     })
     .default('relay'),

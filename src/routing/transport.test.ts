@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { inlineMap } from './maps.js';
-import { createRouter, describeTransport, parseTransport, transportKeys, TransportSyntaxError, type RouterSettings } from './transport.js';
+import { createRouter, describeTransport, parseTransport, relayTransportProblem, transportKeys, TransportSyntaxError, type RouterSettings } from './transport.js';
 
 describe('parseTransport', () => {
   test('every form', () => {
@@ -31,8 +31,6 @@ describe('parseTransport', () => {
     const bad = [
       'uucp:host',
       'local:somewhere',
-      'lmtp',
-      'lmtp:',
       'lmtp:unix:relative/path',
       'lmtp:unix:',
       'smtp:[host',
@@ -48,6 +46,9 @@ describe('parseTransport', () => {
       'error:2.0.0 fine',
       'error:5.1 missing part',
       '',
+      ':[bad host]',
+      ':host:0',
+      '::',
     ];
     for (const v of bad) assert.throws(() => parseTransport(v), TransportSyntaxError, v);
   });
@@ -144,5 +145,62 @@ describe('createRouter', () => {
     assert.deepEqual(await route('no-domain'), { kind: 'error', permanent: true, status: '5.1.3', text: 'bad address syntax: no-domain' });
     await assert.rejects(route('x@broken.test'), TransportSyntaxError);
     assert.throws(() => createRouter({ ...base, relayTransport: 'bogus' }, { domains }), TransportSyntaxError);
+  });
+});
+
+describe('transport(5) null fields', () => {
+  const domains = {
+    isLocal: async (d: string) => d === 'example.test',
+    isRelay: (d: string) => d === 'relay.test',
+  };
+
+  test('parsing: ":" and ":nexthop" keep the transport, "smtp:" / "lmtp" / "lmtp:" go to the recipient domain', () => {
+    assert.deepEqual(parseTransport(':'), { kind: 'default', nexthop: null });
+    assert.deepEqual(parseTransport(' : '), { kind: 'default', nexthop: null });
+    assert.deepEqual(parseTransport(':[gateway.example.com]'), { kind: 'default', nexthop: { host: 'gateway.example.com', port: null, mx: false } });
+    assert.deepEqual(parseTransport(':gw.example:2525'), { kind: 'default', nexthop: { host: 'gw.example', port: 2525, mx: true } });
+    assert.deepEqual(parseTransport('smtp:'), { kind: 'smtp', name: 'smtp', nexthop: null });
+    assert.deepEqual(parseTransport('lmtp:'), { kind: 'lmtp', via: null });
+    assert.deepEqual(parseTransport('LMTP'), { kind: 'lmtp', via: null });
+    for (const v of [':', ':[gw.example]', ':gw.example:2525', 'lmtp']) assert.equal(describeTransport(parseTransport(v)), v);
+    assert.equal(relayTransportProblem('relay'), null);
+    assert.match(relayTransportProblem(':[gw.example]') ?? '', /relay_transport needs a transport name/);
+    assert.throws(() => createRouter({ transportMaps: null, relayTransport: ':', delimiters: '+' }, { domains }), TransportSyntaxError);
+  });
+
+  test('routing: ":" is "as if the table had no entry" (and stops the search before *)', async () => {
+    const route = createRouter(
+      {
+        transportMaps: inlineMap('t', { 'example.test': ':', 'relay.test': ':', 'direct.test': ':', '*': 'smtp:[outbound.example]' }),
+        relayTransport: 'relay:[relay-gw.example]',
+        relayhost: { host: '[smart.example]' },
+        delimiters: '+',
+      },
+      { domains },
+    );
+    assert.deepEqual(await route('bob@example.test'), { kind: 'local' });
+    assert.equal(describeTransport(await route('x@relay.test')), 'relay:[relay-gw.example]');
+    assert.equal(describeTransport(await route('x@direct.test')), 'smtp:[smart.example]', 'the relayhost, not the * entry');
+    assert.equal(describeTransport(await route('x@other.test')), 'smtp:[outbound.example]');
+  });
+
+  test('routing: ":[host]" keeps the address class transport with the table nexthop', async () => {
+    const table = inlineMap('t', { 'example.test': ':[ignored.example]', 'relay.test': ':[gw.relay.test]:2526', '.corp.test': ':[gw.corp.test]' });
+    const route = createRouter({ transportMaps: table, relayhost: { host: 'smart.example', auth: { username: 'u', password: 'p' } }, delimiters: '+' }, { domains });
+    assert.deepEqual(await route('bob@example.test'), { kind: 'local' }, 'local delivery has no nexthop');
+    assert.deepEqual(await route('x@relay.test'), { kind: 'smtp', name: 'relay', nexthop: { host: 'gw.relay.test', port: 2526, mx: false } });
+    // the table nexthop wins over the relayhost, whose credentials are not sent to another host
+    assert.deepEqual(await route('x@a.corp.test'), { kind: 'smtp', name: 'smtp', nexthop: { host: 'gw.corp.test', port: null, mx: false } });
+    const lmtpRelay = createRouter({ transportMaps: table, relayTransport: 'lmtp:[store.example]:24', delimiters: '+' }, { domains });
+    assert.deepEqual(await lmtpRelay('x@relay.test'), { kind: 'lmtp', via: { type: 'inet', host: 'gw.relay.test', port: 2526 } });
+    const unixRelay = createRouter({ transportMaps: table, relayTransport: 'lmtp:unix:/run/lmtp', delimiters: '+' }, { domains });
+    assert.deepEqual(await unixRelay('x@relay.test'), { kind: 'lmtp', via: { type: 'unix', path: '/run/lmtp' } });
+  });
+
+  test('routing: "smtp:" and "lmtp:" reset the nexthop to the recipient domain', async () => {
+    const route = createRouter({ transportMaps: inlineMap('t', { 'a.test': 'smtp:', 'b.test': 'lmtp:', '[192.0.2.5]': 'lmtp' }), relayhost: { host: '[smart.example]' }, delimiters: '+' }, { domains });
+    assert.deepEqual(await route('x@A.test'), { kind: 'smtp', name: 'smtp', nexthop: { host: 'a.test', port: null, mx: true } });
+    assert.deepEqual(await route('x@b.test'), { kind: 'lmtp', via: { type: 'inet', host: 'b.test', port: null } });
+    assert.deepEqual(await route('x@[192.0.2.5]'), { kind: 'lmtp', via: { type: 'inet', host: '192.0.2.5', port: null } });
   });
 });

@@ -1,6 +1,8 @@
 /*
  * Transport selection (Postfix's trivial-rewrite with transport(5)): parses transport values such as
- * `lmtp:[host]:port` or `error:5.1.1 text` into a typed Transport, and chooses a recipient's transport:
+ * `lmtp:[host]:port` or `error:5.1.1 text` into a typed Transport (with transport(5)'s null fields: `:`
+ * changes nothing, `:[host]` keeps the address class's transport with that nexthop, `smtp:` and `lmtp:`
+ * go to the recipient domain), and chooses a recipient's transport:
  * transport_maps by address, domain, parent domains (`.example.org`), `*`; then local domains, relay
  * domains (relay_transport), relayhost, and finally the domain's MX. Parsing is pure and never throws
  * for bad input except through TransportSyntaxError; the router throws only on a table I/O failure.
@@ -39,7 +41,14 @@ export type Transport =
 export type TransportSpec =
   | Exclude<Transport, { kind: 'smtp' } | { kind: 'lmtp' }>
   | { kind: 'smtp'; name: 'smtp' | 'relay'; nexthop: SmtpNexthop | null }
-  | { kind: 'lmtp'; via: { type: 'inet'; host: string; port: number | null } | { type: 'unix'; path: string } };
+  /** via null: `lmtp:` with an empty nexthop, the recipient domain on the LMTP port */
+  | { kind: 'lmtp'; via: { type: 'inet'; host: string; port: number | null } | { type: 'unix'; path: string } | null }
+  /**
+   * transport(5)'s null transport field: `:` (nexthop null) means "as if the table had no entry";
+   * `:nexthop` / `:[nexthop]` keeps the transport of the address class (local, relay_transport, smtp)
+   * and sends to this nexthop. Only a table value can say this.
+   */
+  | { kind: 'default'; nexthop: SmtpNexthop | null };
 
 export class TransportSyntaxError extends Error {
   override readonly name = 'TransportSyntaxError';
@@ -74,7 +83,8 @@ export function parseNexthop(text: string, value: string): SmtpNexthop {
 }
 
 function parseLmtp(rest: string, value: string): TransportSpec {
-  if (rest === '') throw new TransportSyntaxError(`${JSON.stringify(value)}: lmtp needs a destination (lmtp:[host]:port or lmtp:unix:/path)`);
+  // transport(5): a transport with a null nexthop "resets the nexthop information to the recipient domain"
+  if (rest === '') return { kind: 'lmtp', via: null };
   if (/^unix:/i.test(rest)) {
     const path = rest.slice(5);
     if (!path.startsWith('/') || path.length < 2) throw new TransportSyntaxError(`${JSON.stringify(value)}: lmtp:unix: needs an absolute socket path`);
@@ -105,6 +115,10 @@ export function parseTransport(value: string): TransportSpec {
   const colon = v.indexOf(':');
   const name = (colon < 0 ? v : v.slice(0, colon)).toLowerCase();
   const rest = colon < 0 ? '' : v.slice(colon + 1);
+  if (colon === 0) {
+    // `:` alone, or `:nexthop` / `:[nexthop]` (transport(5) RESULT FORMAT, null transport field)
+    return { kind: 'default', nexthop: rest.trim() === '' ? null : parseNexthop(rest.trim(), value) };
+  }
   switch (name) {
     case 'local':
       if (rest !== '') throw new TransportSyntaxError(`${JSON.stringify(value)}: local takes no destination`);
@@ -135,6 +149,16 @@ export function transportProblem(value: string): string | null {
   } catch (err) {
     return err instanceof TransportSyntaxError ? err.message : String(err);
   }
+}
+
+/**
+ * For relay_transport: a transport value that names a transport. The null transport forms (`:`,
+ * `:[host]`) mean "the default" and relay_transport is that default, so they are refused here.
+ */
+export function relayTransportProblem(value: string): string | null {
+  const problem = transportProblem(value);
+  if (problem) return problem;
+  return parseTransport(value).kind === 'default' ? `${JSON.stringify(value)}: relay_transport needs a transport name (such as relay, smtp or lmtp)` : null;
 }
 
 /** The table keys for an address in transport(5) order; `.parent` keys match subdomains only. */
@@ -185,10 +209,28 @@ function domainNexthop(domain: string): SmtpNexthop {
   return literal ? { host: literal[1]!.toLowerCase(), port: null, mx: false } : { host: domain, port: null, mx: true };
 }
 
-/** Fills in what a table value left out: `smtp` alone goes to the recipient domain's MX. */
-export function resolveSpec(spec: TransportSpec, domain: string): Transport {
+/**
+ * Fills in what a table value left out: `smtp` alone goes to the recipient domain's MX, `lmtp:` to the
+ * recipient domain (its address, no MX: LMTP never uses MX records).
+ */
+export function resolveSpec(spec: Exclude<TransportSpec, { kind: 'default' }>, domain: string): Transport {
+  if (spec.kind === 'lmtp') {
+    if (spec.via) return { kind: 'lmtp', via: spec.via };
+    const hop = domainNexthop(domain);
+    return { kind: 'lmtp', via: { type: 'inet', host: hop.host, port: null } };
+  }
   if (spec.kind !== 'smtp') return spec;
   return { kind: 'smtp', name: spec.name, nexthop: spec.nexthop ?? domainNexthop(domain) };
+}
+
+/**
+ * `:nexthop` for an address class whose transport is `spec`: the transport stays, the nexthop is the
+ * table's. Transports without a nexthop (local, error, discard, hold, a unix-socket LMTP) stay as they are.
+ */
+function withNexthop(spec: Exclude<TransportSpec, { kind: 'default' }>, hop: SmtpNexthop, domain: string): Transport {
+  if (spec.kind === 'smtp') return { kind: 'smtp', name: spec.name, nexthop: hop };
+  if (spec.kind === 'lmtp' && spec.via?.type !== 'unix') return { kind: 'lmtp', via: { type: 'inet', host: hop.host, port: hop.port } };
+  return resolveSpec(spec, domain);
 }
 
 /**
@@ -197,7 +239,9 @@ export function resolveSpec(spec: TransportSpec, domain: string): Transport {
  * scheduler turns into a deferral (a table error is never a bounce).
  */
 export function createRouter(settings: RouterSettings, deps: RouterDeps): RouteFn {
-  const relaySpec = parseTransport(settings.relayTransport ?? 'relay');
+  const parsedRelay = parseTransport(settings.relayTransport ?? 'relay');
+  if (parsedRelay.kind === 'default') throw new TransportSyntaxError(relayTransportProblem(settings.relayTransport ?? '') ?? 'relay_transport needs a transport name');
+  const relaySpec = parsedRelay;
   const rh = settings.relayhost;
   const relayhost: Transport | null = rh
     ? {
@@ -218,7 +262,17 @@ export function createRouter(settings: RouterSettings, deps: RouterDeps): RouteF
     if (settings.transportMaps) {
       for (const key of transportKeys(address, settings.delimiters)) {
         const value = await settings.transportMaps.get(key);
-        if (value !== null) return resolveSpec(parseTransport(value), domain);
+        if (value === null) continue;
+        const spec = parseTransport(value);
+        if (spec.kind !== 'default') return resolveSpec(spec, domain);
+        // `:[host]`: the address class's transport to this nexthop; `:` ends the search (the
+        // more general keys such as `*` are not consulted) and the table is as if absent
+        if (spec.nexthop) {
+          if (await deps.domains.isLocal(domain)) return { kind: 'local' };
+          if (deps.domains.isRelay(domain)) return withNexthop(relaySpec, spec.nexthop, domain);
+          return { kind: 'smtp', name: 'smtp', nexthop: spec.nexthop };
+        }
+        break;
       }
     }
     if (await deps.domains.isLocal(domain)) return { kind: 'local' };
@@ -234,7 +288,10 @@ export function describeTransport(t: Transport | TransportSpec): string {
     case 'local':
       return 'local';
     case 'lmtp':
+      if (!t.via) return 'lmtp';
       return t.via.type === 'unix' ? `lmtp:unix:${t.via.path}` : `lmtp:${hostText(t.via.host, false)}${t.via.port ? `:${t.via.port}` : ''}`;
+    case 'default':
+      return t.nexthop ? `:${hostText(t.nexthop.host, t.nexthop.mx)}${t.nexthop.port ? `:${t.nexthop.port}` : ''}` : ':';
     case 'smtp':
       return t.nexthop ? `${t.name}:${hostText(t.nexthop.host, t.nexthop.mx)}${t.nexthop.port ? `:${t.nexthop.port}` : ''}` : t.name;
     case 'error':

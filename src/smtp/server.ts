@@ -20,6 +20,7 @@ import { AuthLimiter } from '../auth/limiter.js';
 import { systemClock, type ServerClock } from '../net/clock.js';
 import { LiveSessions } from '../net/live-sessions.js';
 import { Session } from './session/session.js';
+import { tempfailRule, type TempfailRule } from './session/tempfail.js';
 import type { SessionLimits, SessionSettings } from './session/types.js';
 
 export interface SmtpLimits extends SessionLimits {
@@ -102,6 +103,8 @@ interface Shared {
   /** per connection work done once per configuration: settings by listener, mynetworks answers by address */
   settings: Map<string, SessionSettings>;
   trustedCache: Map<string, boolean>;
+  /** smtp.tempfail (maintenance), null when off or on LMTP */
+  tempfail: TempfailRule | null;
 }
 
 /** Beyond this many client addresses the mynetworks answers are computed afresh (a scan cannot grow it). */
@@ -150,7 +153,9 @@ class Server implements SmtpServer {
       dataTimeoutMs: s.data_timeout * 1000,
     };
     const limits = { ...DEFAULT_SMTP_LIMITS, ...configured, ...this.options.limits };
-    return { config, tls, trusted: this.options.trusted ?? createNetworkMatcher(config.mynetworks), limits, settings: new Map(), trustedCache: new Map() };
+    // maintenance mode is an SMTP matter: an LMTP backend in maintenance would only make its frontends queue
+    const tempfail = this.protocol === 'smtp' ? tempfailRule(config.smtp.tempfail) : null;
+    return { config, tls, trusted: this.options.trusted ?? createNetworkMatcher(config.mynetworks), limits, settings: new Map(), trustedCache: new Map(), tempfail };
   }
 
   private isTrusted(address: string): boolean {
@@ -188,6 +193,8 @@ class Server implements SmtpServer {
       listener: listener.key,
       lmtp: this.protocol === 'lmtp',
       postmasterDomain: this.shared.config.domains[0] ?? this.hostname(),
+      // read at each use, so that a reload reaches sessions already open (a sender's cached connection)
+      tempfail: () => this.shared.tempfail,
     };
   }
 
@@ -245,7 +252,8 @@ class Server implements SmtpServer {
   reload(config: Config): void {
     try {
       this.shared = this.build(config);
-      this.options.logger.info({ proto: this.protocol, tls: this.shared.tls !== null }, 'smtp configuration reloaded');
+      const tempfail = this.shared.tempfail ? { tempfail: this.shared.tempfail.at } : {};
+      this.options.logger.info({ proto: this.protocol, tls: this.shared.tls !== null, ...tempfail }, 'smtp configuration reloaded');
     } catch (err) {
       this.options.logger.error({ err, proto: this.protocol }, 'smtp reload failed; keeping the running configuration');
     }

@@ -109,6 +109,29 @@ export interface NewQueueMessage {
   hold?: boolean;
   /** first delivery attempt not before this time; default now */
   dueAt?: number;
+  /**
+   * Receipts (docs/xqueueid.md): one per recipient the client named, under a key derived from its queue
+   * id and bytes (src/queue/receipts.ts). A recipient whose every receipt already exists is left out.
+   */
+  receipts?: QueueReceiptInput[];
+}
+
+/** A recipient as the client gave it, keyed, and the queue recipients (addresses) it became. */
+export interface QueueReceiptInput {
+  key: string;
+  /** addresses in `recipients` this one expanded to (at least one) */
+  addresses: string[];
+}
+
+/** What queue.commit made. Without receipts: created, no duplicates. */
+export interface QueueCommitResult {
+  /** the new entry's id, or (created: false) the entry that holds the first duplicate */
+  id: string;
+  blobId: BlobId;
+  /** false when every recipient was a duplicate: nothing was written */
+  created: boolean;
+  /** recipients left out because an earlier commit holds their receipts, and the first such entry */
+  duplicates?: { addresses: string[]; of: string };
 }
 
 export type RecipientState = 'pending' | 'done' | 'failed';
@@ -202,7 +225,7 @@ export interface QueueAdminRecord {
  */
 export interface QueueStore {
   /** Atomic and durable: blob, entry and recipients are on stable storage when it resolves. Returns the queue id. */
-  commit(message: NewQueueMessage, now: number): Promise<{ id: string; blobId: BlobId }>;
+  commit(message: NewQueueMessage, now: number): Promise<QueueCommitResult>;
   /**
    * Atomic: hands out up to `limit` active entries that are due (dueAt <= now, including entries whose
    * lease expired), each with a new token. Parallel callers, on any node, never get the same entry.
@@ -251,6 +274,8 @@ export interface QueueStore {
   recordAdmin(record: QueueAdminRecord): Promise<void>;
   /** The admin log in time order, only records naming `target` when given; `limit` keeps the newest ones. */
   adminLog(filter?: { target?: string; limit?: number }): Promise<QueueAdminRecord[]>;
+  /** Atomic: removes receipts created before `before` (their senders have given up); returns how many. */
+  pruneReceipts(before: number): Promise<number>;
 }
 
 // ---------------------------------------------------------------- mailboxes and messages
@@ -384,6 +409,36 @@ export interface MessageStore {
   /** verified against the hash; throws `not_found`, `corrupt` */
   content(mailboxId: number, uid: number): Promise<Buffer>;
   quota(accountId: number): Promise<Quota>;
+  // --- IMAP read paths (SELECT/FETCH of large mailboxes) ---
+  /**
+   * The distinct flag sets of the mailbox's messages (each set normalised as stored), read without
+   * visiting every message: SELECT's FLAGS response needs the keywords in use, not the messages. [] for
+   * an unknown or empty mailbox.
+   */
+  flagSets(mailboxId: number): Promise<string[][]>;
+  /**
+   * `index` for the messages with UID >= `fromUid` (default all), as typed arrays (cheap to move between
+   * threads, a few bytes per message), read in one snapshot together with the mailbox's HIGHESTMODSEQ.
+   * Empty with highestModseq 0 for an unknown mailbox.
+   */
+  compactIndex(mailboxId: number, fromUid?: number): Promise<CompactIndex>;
+  /**
+   * The bytes of several messages in one round trip, in the order of `uids`; null for a message that is
+   * gone. Each verified against its hash (throws `corrupt`), as `content`.
+   */
+  contents(mailboxId: number, uids: readonly number[]): Promise<(Buffer | null)[]>;
+}
+
+/** A columnar message index (see MessageStore.compactIndex): message k has flags `flagSets[flags[k]]`. */
+export interface CompactIndex {
+  uids: Float64Array;
+  modseqs: Float64Array;
+  internalDates: Float64Array;
+  sizes: Float64Array;
+  flags: Uint32Array;
+  flagSets: string[][];
+  /** the mailbox's HIGHESTMODSEQ in the same snapshot as the rows */
+  highestModseq: number;
 }
 
 // ---------------------------------------------------------------- change feed
@@ -507,7 +562,27 @@ export interface ClusterStore {
   openJobLocks(node: string): Promise<JobLocks>;
   /** null on the embedded store */
   database(): Promise<DatabaseView | null>;
+  /** Cluster-wide per-destination delivery slots; absent on the embedded backend (one node, limit in process). */
+  readonly destinationSlots?: DestinationSlotStore;
 }
+
+// ---- destination slots (cluster-wide smtp_client.destination_concurrency; src/cluster/destination-slots.ts)
+/**
+ * Slot rows (destination, slot) with slot < limit, each held by one delivery under a lease: at most
+ * `limit` deliveries to a destination at once across every node. A dead node's slots expire with their
+ * lease. Each method is atomic.
+ */
+export interface DestinationSlotStore {
+  /** Takes a free slot number below `limit` (one whose lease ran out counts as free), or null when all are held. */
+  acquire(a: { destination: string; limit: number; owner: string; holder: string; leaseMs: number; now: number }): Promise<number | null>;
+  /** Extends the lease; false when the slot is no longer this holder's (it expired and was taken). */
+  renew(destination: string, slot: number, holder: string, leaseMs: number, now: number): Promise<boolean>;
+  /** Frees the slot if this holder still has it. */
+  release(destination: string, slot: number, holder: string): Promise<void>;
+  /** Live slots per destination (owner → count), for status and tests. */
+  held(now: number): Promise<{ destination: string; owner: string; count: number }[]>;
+}
+// ---- end destination slots
 
 // ---------------------------------------------------------------- bulk copy between stores
 
@@ -575,6 +650,62 @@ export interface BulkStore {
   importQueueEntry(entry: BulkQueueEntry, content: Buffer): Promise<void>;
 }
 
+// ---------------------------------------------------------------- lookup maps (routing tables kept in the store)
+
+/** One entry of a lookup map kept in the store (`{ store: NAME }` in a *_maps key). */
+export interface StoredMapEntry {
+  /** lowercased, one word */
+  key: string;
+  value: string;
+  updatedAt: number;
+  /** who set it last, e.g. "alice (pid 4242) on mx1"; null when not told */
+  updatedBy: string | null;
+}
+
+export interface StoredMapInfo {
+  /** lowercased map name */
+  name: string;
+  entries: number;
+  /** bumped by every change of the map; 0 for a map never written */
+  generation: number;
+  /** time of the last change */
+  updatedAt: number;
+}
+
+/** What an import did to a map. */
+export interface StoredMapReplaceResult {
+  added: number;
+  changed: number;
+  removed: number;
+  unchanged: number;
+  generation: number;
+}
+
+/**
+ * Lookup maps shared by every node: (map, key) -> value. Map names and keys are lowercased on the way
+ * in; malformed names, keys or values throw `invalid` (what a value means is the caller's business:
+ * routing/store-map.ts checks it for its role). Every write is atomic and durable and bumps the map's
+ * generation in the same transaction, so a node that caches a map reloads it when the number moves.
+ */
+export interface MapStore {
+  /** Upsert. Returns whether the key is new and the map's new generation. */
+  set(map: string, key: string, value: string, by: string | null, now: number): Promise<{ created: boolean; generation: number }>;
+  /** throws `not_found` when the key has no entry; returns the map's new generation */
+  delete(map: string, key: string, by: string | null, now: number): Promise<number>;
+  get(map: string, key: string): Promise<StoredMapEntry | null>;
+  /** Entries sorted by key, with key > `after` when given; at most `limit` (default 1000, at most 10000). */
+  list(map: string, options?: { after?: string; limit?: number }): Promise<StoredMapEntry[]>;
+  /**
+   * Atomic: makes the map hold exactly `entries` (Postfix's postmap of a whole file): entries whose value
+   * is unchanged keep their updatedAt; keys must be distinct after lowercasing (`invalid` otherwise).
+   */
+  replace(map: string, entries: readonly { key: string; value: string }[], by: string | null, now: number): Promise<StoredMapReplaceResult>;
+  /** The current generation of each named map (0 for a map never written): one cheap query. */
+  generations(maps: readonly string[]): Promise<Record<string, number>>;
+  /** every map ever written, sorted by name */
+  maps(): Promise<StoredMapInfo[]>;
+}
+
 // ---------------------------------------------------------------- the store
 
 export type BackendName = 'embedded' | 'postgres';
@@ -589,6 +720,7 @@ export interface Store {
   readonly blobs: BlobStore;
   readonly cluster: ClusterStore;
   readonly bulk: BulkStore;
+  readonly maps: MapStore;
   /** Applies pending schema migrations; returns the versions applied. Idempotent. */
   migrate(): Promise<number[]>;
   /** Checks the store is reachable and writable (health checks). */

@@ -36,7 +36,7 @@ describe('check-config', () => {
     assert.deepEqual(r.stderr.trimEnd().split('\n'), [
       `${bad}: hostname: found 7, expected a host name such as mx.example.test`,
       `${bad}: mynetworks[0]: found "10.0.0.0/33", expected a prefix length from 0 to 32 after the "/"`,
-      `${bad}: smtp.lisen: found [], expected no key "lisen" here (known keys: listen, tls, message_size_limit, recipient_limit, hopcount_limit, error_limit, command_timeout, data_timeout)`,
+      `${bad}: smtp.lisen: found [], expected no key "lisen" here (known keys: listen, tls, message_size_limit, recipient_limit, hopcount_limit, error_limit, command_timeout, data_timeout, tempfail)`,
     ]);
   });
 

@@ -1,9 +1,9 @@
 /*
  * What the topology end-to-end tests share: bringing a lab up in a temporary directory (always torn
  * down, even when the test process dies), the fault tools (SIGKILL/SIGSTOP a node, SERVFAIL from the
- * lab DNS), the outside/inside senders, `cartero queue flush` (our ETRN), and the bookkeeping that
- * proves "nothing lost, nothing duplicated": every Message-ID that got 250 is looked up in the
- * mailboxes through the store, and the counts are printed at the end of each test.
+ * lab DNS, a node's SMTP answering 4xx), the outside/inside senders, `cartero queue flush` (our ETRN),
+ * and the bookkeeping that proves "nothing lost, nothing duplicated": every Message-ID that got 250
+ * is looked up in the mailboxes through the store, and the counts are printed at the end of each test.
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { loadConfig } from '../../src/config/load.js';
 import type { Fault } from '../../src/dns/authority.js';
 import { labDown, labKill, labStart, labUp, nodeConfig, packageRoot, queueCounts, resolveTopology, setDnsFaults, type LabSignal } from '../../src/lab/runner.js';
+import { labSmtpTempfail, type TempfailPoint } from '../../src/lab/faults.js';
 import { createLabSender, newMessageId, type LabMessage, type LabSender, type LabSenderOptions } from '../../src/lab/sender.js';
 import { readState, type LabState } from '../../src/lab/state.js';
 import { openStore } from '../../src/store/index.js';
@@ -82,6 +83,11 @@ export class Lab {
 
   dnsFaults(faults: Record<string, Fault>): Promise<void> {
     return setDnsFaults(this.dir, faults);
+  }
+
+  /** `cartero lab fault NODE smtp-tempfail AT` (AT null: `smtp-ok`): the node's SMTP answers 451 at AT, live. */
+  async smtpTempfail(node: string, at: TempfailPoint | null): Promise<void> {
+    await labSmtpTempfail(this.dir, node, at);
   }
 
   /** `cartero queue flush` on a node: every deferred message due now (what ETRN asks of a backup MX). */
@@ -164,6 +170,13 @@ export class Lab {
       }
       n += text.split('\n').filter((l) => / status=bounced |"status":"bounced"/.test(l)).length;
     }
+    return n;
+  }
+
+  /** Resends recognised by a next hop (XQUEUEID receipts, docs/xqueueid.md), over every node's log. */
+  resent(): number {
+    let n = 0;
+    for (const node of Object.keys(this.state.nodes)) n += this.log(node).split('\n').filter((l) => / status=resent |"status":"resent"/.test(l)).length;
     return n;
   }
 

@@ -4,13 +4,16 @@
  * through the lab DNS sends while mx1 is SIGKILLed (mx2 takes the mail) and then mx2 too (the partner
  * takes it); mx1 and mx2 come back, the backups are flushed (our ETRN) and every message that got 250
  * must be in its mailbox on mx1 exactly once, with nothing bounced. The backups refuse recipients mx1
- * would refuse. CI sends 50 messages; CARTERO_E2E_FULL=1 sends 200.
+ * would refuse. CI sends 50 messages; CARTERO_E2E_FULL=1 sends 200. Before that, mx1 is put in
+ * maintenance (`lab fault mx1 smtp-tempfail`: 451 at MAIL): senders fall back to mx2, which keeps the
+ * mail until mx1 answers again (`smtp-ok`); CI 20 messages, full 100.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { FULL, Lab, Load, merge, printCounts, tally, until } from './lab-harness.js';
 
 const TOTAL = FULL ? 200 : 50;
+const MAINTENANCE = FULL ? 100 : 20;
 const USERS = ['alice@example.org', 'bob@example.org', 'carol@example.org'];
 const RECIPIENTS = [...USERS, 'postmaster@example.org']; // postmaster is an alias of alice
 const OUTSIDE = '127.0.9.1';
@@ -39,6 +42,39 @@ describe('T1 backup MX', { timeout: 240_000 }, () => {
     const known = await outside.send({ from: 'someone@internet.test', to: ['bob@example.org'], destination: `smtp:[${lab.address('mx2')}]:2525` });
     assert.equal(known.outcomes.get('bob@example.org')!.outcome, 'accepted');
     await until('the backup to pass the known recipient on to mx1', async () => ((await lab.mailboxIds('mx1', ['bob@example.org'])).get(known.messageId) ?? 0) === 1, 20_000);
+  });
+
+  test(`primary in maintenance (SMTP 451 at MAIL): ${MAINTENANCE} messages go to the backup, which hands them over once it ends`, async () => {
+    const outside = lab.sender({ bindAddress: OUTSIDE });
+    const load = new Load();
+    await lab.smtpTempfail('mx1', 'mail');
+    await load.run(MAINTENANCE, 4, (i) => ({
+      sender: outside,
+      message: { from: `maint${i % 5}@internet.test`, to: [USERS[i % USERS.length]!], subject: `t1 maintenance ${i}`, headers: [`X-Lab-Seq: ${i}`] },
+    }));
+    const viaMx2 = [...load.relays].filter(([r]) => r.startsWith('mx2.example.org')).reduce((n, [, c]) => n + c, 0);
+    assert.equal(viaMx2, MAINTENANCE, `mx1 answering 451 sends every sender to the MX 20: ${JSON.stringify([...load.relays])}`);
+    assert.equal(load.accepted.size, MAINTENANCE, `every message got 250: ${JSON.stringify([...load.reasons])}`);
+    // mx2 tries mx1 meanwhile and is told 451 too: nothing reaches a mailbox while the maintenance lasts
+    await new Promise((r) => setTimeout(r, 3000));
+    const during = await lab.mailboxIds('mx1', USERS);
+    assert.equal([...load.accepted].filter((id) => during.has(id)).length, 0, 'mx1 took nothing during its maintenance');
+    assert.ok(lab.log('mx2').includes('4.3.2 Service temporarily unavailable (cartero lab fault smtp-tempfail)'), 'mx2 saw the 451');
+    const queued = (await lab.queue('mx2')).active;
+
+    await lab.smtpTempfail('mx1', null);
+    await lab.flush('mx2');
+    await until('mx2 to hand everything to mx1', async () => {
+      if ((await lab.queue('mx2')).active !== 0) return false;
+      const ids = await lab.mailboxIds('mx1', USERS);
+      return [...load.accepted].every((id) => ids.has(id));
+    }, 60_000);
+    const counts = tally(load, await lab.mailboxIds('mx1', USERS), lab.bounced());
+    printCounts('T1 primary in maintenance', counts, `queued on mx2 during it ${queued}`);
+    assert.equal(counts.lost, 0);
+    assert.equal(counts.duplicates, 0);
+    assert.equal(counts.bounced, 0);
+    assert.equal(counts.delivered, MAINTENANCE);
   });
 
   test(`primary down, then backup down: ${TOTAL} messages by MX, each delivered once when they return`, async () => {

@@ -10,8 +10,8 @@
  * STARTTLS policy, SIZE/8BITMIME/SMTPUTF8 — minus MX lookup and the loop check, with one outcome per
  * recipient from its own reply after the end of data. A recipient whose reply was never read stays
  * pending (deferred), never done: the backend is idempotent, a resend costs nothing, a lost mail would.
- * To a backend that advertises XQUEUEID (a Cartero LMTP server) MAIL FROM carries the queue id, which
- * is what makes the resend idempotent rather than the bytes (docs/lmtp.md).
+ * To a peer that advertises XQUEUEID (a Cartero SMTP or LMTP server) MAIL FROM carries the queue id,
+ * which makes our resend after a lost 250 idempotent there (docs/xqueueid.md).
  */
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log/logger.js';
@@ -22,6 +22,7 @@ import { encodeXtext } from '../../smtp/proto/xtext.js';
 import { dataPayload, downgradeTo7bit, has8bit, needsSmtpUtf8 } from './body.js';
 import { DEFAULT_TIMEOUTS, SmtpConnection, SmtpFailure, type ClientProtocol, type ClientTimeouts, type MessageTransaction } from './client.js';
 import { deliveryTargets, literalTarget, mxHosts, parseDestination, relayName, type Destination, type Failure, type ResolvedHost, type Target } from './mx.js';
+import type { SharedSlotGate } from '../../cluster/destination-slots.js';
 import { ConnectionCache, DestinationSlots, SiteHealth, type ConnectionCacheSettings, type SiteDownSettings } from './pool.js';
 import { replyText, type ServerReply } from './reply-reader.js';
 
@@ -95,6 +96,8 @@ export interface SmtpAgentOptions {
   relayAuth?: (destination: string) => { username: string; password: string } | null;
   /** concurrent deliveries per destination; default 20 */
   concurrency?: (destination: string) => number;
+  /** on a cluster: makes `concurrency` a limit across every node (src/cluster/destination-slots.ts) */
+  sharedSlots?: SharedSlotGate | null;
   /** recipients per transaction; default 50 */
   recipientLimit?: number;
   /** port for `lmtp:host` without a port; default 24 */
@@ -149,7 +152,7 @@ export function createSmtpAgent(options: SmtpAgentOptions): SmtpAgent {
   const timeouts: ClientTimeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   const random = options.random ?? Math.random;
   const recipientLimit = { smtp: Math.max(1, options.recipientLimit ?? 50), lmtp: Math.max(1, options.lmtpRecipientLimit ?? 50) };
-  const slots = new DestinationSlots(options.concurrency ?? (() => 20));
+  const slots = new DestinationSlots(options.concurrency ?? (() => 20), options.sharedSlots ?? null);
   const health = new SiteHealth(clock, { failures: 3, backoffMs: 60_000, ...options.siteDown });
   const cache = new ConnectionCache(clock, { maxConnections: 20, idleMs: 5000, ...options.connectionCache });
   const self = { names: [options.myHostname, ...(options.myNames ?? [])].map((n) => n.toLowerCase()), addresses: options.myAddresses };
@@ -255,7 +258,7 @@ export function createSmtpAgent(options: SmtpAgentOptions): SmtpAgent {
     if (eightBit && !downgraded) mailParams.push('BODY=8BITMIME');
     if (smtpUtf8) mailParams.push('SMTPUTF8');
     // an id the server would refuse (not one of ours) is left out: the content hash then keys the copy
-    if (conn.protocol === 'lmtp' && caps.xqueueid && XQUEUEID_PATTERN.test(job.queueId)) mailParams.push(`XQUEUEID=${encodeXtext(job.queueId)}`);
+    if (caps.xqueueid && XQUEUEID_PATTERN.test(job.queueId)) mailParams.push(`XQUEUEID=${encodeXtext(job.queueId)}`);
     if (caps.dsn) {
       if (job.meta.ret === 'FULL' || job.meta.ret === 'HDRS') mailParams.push(`RET=${job.meta.ret}`);
       if (typeof job.meta.envid === 'string' && job.meta.envid !== '') mailParams.push(`ENVID=${encodeXtext(job.meta.envid)}`);
@@ -427,7 +430,8 @@ export function createSmtpAgent(options: SmtpAgentOptions): SmtpAgent {
       const early = suspended();
       if (early) return early;
       try {
-        return await slots.run(key, async () => suspended() ?? (await deliverBatch(job, dest, key)));
+        // no cluster-wide slot in time: deferred, and tried again at the next retry
+        return await slots.run(key, async () => suspended() ?? (await deliverBatch(job, dest, key)), (reason) => all('deferred', reason));
       } catch (err) {
         // a bug, not a delivery problem: keep the mail
         logs[protocolOf(dest)].error({ err, queue_id: job.queueId }, 'delivery failed unexpectedly');

@@ -16,7 +16,7 @@ export interface Capabilities {
   chunking: boolean;
   /** SASL mechanisms offered, upper case */
   auth: string[];
-  /** a Cartero LMTP server: MAIL FROM takes XQUEUEID=<our queue id> (docs/lmtp.md) */
+  /** a Cartero SMTP or LMTP server: MAIL FROM takes XQUEUEID=<our queue id> (docs/xqueueid.md) */
   xqueueid: boolean;
 }
 

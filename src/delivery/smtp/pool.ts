@@ -2,27 +2,48 @@
  * Per-destination bookkeeping for the SMTP agent: a concurrency limit (so one slow or huge destination
  * cannot take every delivery slot), the "site is down" memory (after N consecutive attempts that never
  * got a greeting, new jobs for that destination are deferred at once for a backoff period, as Postfix's
- * dead-destination throttling does), and the cache of idle connections kept for reuse.
+ * dead-destination throttling does), and the cache of idle connections kept for reuse. On a cluster the
+ * concurrency limit also holds across nodes (a shared gate, src/cluster/destination-slots.ts).
  */
+import { isSlotHold, type SharedSlotGate } from '../../cluster/destination-slots.js';
 import type { ServerClock } from '../../net/clock.js';
 import type { SmtpConnection } from './client.js';
 
 export class DestinationSlots {
   private readonly state = new Map<string, { busy: number; waiting: (() => void)[] }>();
 
-  constructor(private readonly limit: (key: string) => number) {}
+  /**
+   * `shared`: on a cluster, the limit across every node (src/cluster/destination-slots.ts), taken after
+   * a local slot: the local line keeps this node's waiters in order and bounds its database polling.
+   */
+  constructor(
+    private readonly limit: (key: string) => number,
+    private readonly shared: SharedSlotGate | null = null,
+  ) {}
 
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  /** Runs `fn` holding a slot of `key`; `busy(reason)` instead when the cluster had none free in time. */
+  async run<T>(key: string, fn: () => Promise<T>, busy?: (reason: string) => T): Promise<T> {
     let s = this.state.get(key);
     if (!s) {
       s = { busy: 0, waiting: [] };
       this.state.set(key, s);
     }
     const entry = s;
-    if (entry.busy < Math.max(1, this.limit(key))) entry.busy++;
+    const limit = Math.max(1, this.limit(key));
+    if (entry.busy < limit) entry.busy++;
     else await new Promise<void>((resolve) => entry.waiting.push(resolve));
     try {
-      return await fn();
+      if (!this.shared) return await fn();
+      const got = await this.shared.acquire(key, limit);
+      if (!isSlotHold(got)) {
+        if (busy) return busy(got.busy);
+        throw new Error(got.busy);
+      }
+      try {
+        return await fn();
+      } finally {
+        await got.release();
+      }
     } finally {
       const next = entry.waiting.shift();
       if (next) next();

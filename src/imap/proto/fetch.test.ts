@@ -17,6 +17,16 @@ test('UID FLAGS needs neither content nor structure', () => {
   assert.equal(p.structure, false);
 });
 
+test('the whole message needs content but no structure; parts and headers need both', () => {
+  for (const text of ['BODY.PEEK[]', 'BODY[]<0.10>', 'RFC822']) {
+    assert.equal(plan(text).content, true, text);
+    assert.equal(plan(text).structure, false, text);
+  }
+  for (const text of ['BODY.PEEK[HEADER]', 'BODY[1]', 'RFC822.TEXT', 'BINARY[]', 'BINARY.SIZE[1]', '(BODY.PEEK[] ENVELOPE)']) {
+    assert.equal(plan(text).structure, true, text);
+  }
+});
+
 test('sections with parts, header fields and partial ranges', () => {
   const p = plan('(BODY.PEEK[1.2.HEADER.FIELDS (From To)]<0.100>)');
   const it = p.items[0]!;

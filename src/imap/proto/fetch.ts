@@ -74,7 +74,8 @@ export function planOf(items: FetchItem[]): FetchPlan {
     if (it.k === 'envelope' || it.k === 'bodystructure' || it.k === 'body') structure = true;
     if (it.k === 'section' || it.k === 'binary' || it.k === 'binary.size') {
       content = true;
-      structure = true;
+      // the whole message (BODY[], RFC822) is the stored bytes as they are: no structure to read
+      if (it.k !== 'section' || it.section.part.length > 0 || it.section.kind !== 'all') structure = true;
       if (it.k !== 'binary.size' && !it.peek) setsSeen = true;
     }
   }

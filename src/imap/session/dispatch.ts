@@ -1,6 +1,7 @@
 /*
  * The command table: which handler runs each command and in which states it is allowed (RFC 9051 §6).
  * FETCH, STORE and SEARCH must not be followed by EXPUNGE responses (§7.5.1); their UID forms may, and do.
+ * `view: true`: the command works on the selected mailbox's messages, read (once) before it runs.
  */
 import * as any from './commands/any.js';
 import { append } from './commands/append.js';
@@ -43,18 +44,18 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   GETQUOTAROOT: { states: AUTH, run: mbox.getquotaroot },
   GETQUOTA: { states: AUTH, run: mbox.getquota },
   SETQUOTA: { states: AUTH, run: mbox.setquota },
-  CLOSE: { states: SELECTED, run: sel.close },
+  CLOSE: { states: SELECTED, run: sel.close, view: true },
   UNSELECT: { states: SELECTED, run: sel.unselect },
-  EXPUNGE: { states: SELECTED, run: sel.expunge },
-  'UID EXPUNGE': { states: SELECTED, run: sel.uidExpunge },
-  SEARCH: { states: SELECTED, run: search, expungeAfter: false },
-  'UID SEARCH': { states: SELECTED, run: uidSearch },
-  FETCH: { states: SELECTED, run: fetch, expungeAfter: false },
-  'UID FETCH': { states: SELECTED, run: uidFetch },
-  STORE: { states: SELECTED, run: store, expungeAfter: false },
-  'UID STORE': { states: SELECTED, run: uidStore },
-  COPY: { states: SELECTED, run: copy },
-  'UID COPY': { states: SELECTED, run: uidCopy },
-  MOVE: { states: SELECTED, run: move },
-  'UID MOVE': { states: SELECTED, run: uidMove },
+  EXPUNGE: { states: SELECTED, run: sel.expunge, view: true },
+  'UID EXPUNGE': { states: SELECTED, run: sel.uidExpunge, view: true },
+  SEARCH: { states: SELECTED, run: search, expungeAfter: false, view: true },
+  'UID SEARCH': { states: SELECTED, run: uidSearch, view: true },
+  FETCH: { states: SELECTED, run: fetch, expungeAfter: false, view: true },
+  'UID FETCH': { states: SELECTED, run: uidFetch, view: true },
+  STORE: { states: SELECTED, run: store, expungeAfter: false, view: true },
+  'UID STORE': { states: SELECTED, run: uidStore, view: true },
+  COPY: { states: SELECTED, run: copy, view: true },
+  'UID COPY': { states: SELECTED, run: uidCopy, view: true },
+  MOVE: { states: SELECTED, run: move, view: true },
+  'UID MOVE': { states: SELECTED, run: uidMove, view: true },
 };

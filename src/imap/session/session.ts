@@ -11,6 +11,7 @@ import type { AuthLimiter } from '../../auth/limiter.js';
 import type { Logger } from '../../log/logger.js';
 import type { ServerClock } from '../../net/clock.js';
 import { isStoreError, type Account, type Store } from '../../store/index.js';
+import { UserSlots } from '../../net/user-slots.js';
 import { HeaderCache } from '../header-cache.js';
 import { CommandReader, type ReaderEvent } from '../proto/reader.js';
 import { ImapParseError, tokenize, type ParsedCommand } from '../proto/tokens.js';
@@ -36,6 +37,8 @@ export interface ImapSessionOptions {
   onClose?: (session: ImapSession) => void;
   /** the server's shared cache; default: one of the session's own */
   headerCache?: HeaderCache;
+  /** the server's count of logged-in sessions per user; default: one of the session's own */
+  userSlots?: UserSlots;
 }
 
 export class ImapSession implements SessionContext {
@@ -57,6 +60,7 @@ export class ImapSession implements SessionContext {
   readonly headerCache: HeaderCache;
 
   private stream: Duplex;
+  private readonly userSlots: UserSlots;
   private readonly reader: CommandReader;
   private inbox: Buffer[] = [];
   private offset = 0;
@@ -87,6 +91,7 @@ export class ImapSession implements SessionContext {
     this.authLimiter = options.authLimiter;
     this.userLimiter = options.userLimiter;
     this.headerCache = options.headerCache ?? new HeaderCache(10_000);
+    this.userSlots = options.userSlots ?? new UserSlots();
     const s = options.settings;
     this.reader = new CommandReader({ maxLine: s.maxCommandLine, literalLimit: (cmd) => (cmd === 'APPEND' ? s.appendLimit : s.maxLiteral) });
   }
@@ -198,10 +203,15 @@ export class ImapSession implements SessionContext {
     this.idleWake = fn;
   }
 
-  loggedIn(account: Account, mechanism: string): void {
+  loggedIn(account: Account, mechanism: string): boolean {
+    if (!this.userSlots.acquire(account.address, this.settings.maxConnectionsPerUser)) {
+      this.log.warn({ user: account.address, client: this.peer.address, mechanism, status: 'refused', reason: 'too many sessions for the user' }, 'login');
+      return false;
+    }
     this.account = account;
     this.state = 'auth';
     this.log.info({ user: account.address, client: this.peer.address, mechanism, status: 'ok', tls: this.tls }, 'login');
+    return true;
   }
 
   isDraining(): boolean {
@@ -277,6 +287,7 @@ export class ImapSession implements SessionContext {
       result = { status: 'BAD', text: `${cmd.name} not allowed ${stateText(this.state)}` };
     } else {
       try {
+        if (spec.view && this.view) await this.view.load(this.store);
         result = await spec.run(this, cmd);
       } catch (err) {
         result = this.failure(err);
@@ -479,7 +490,10 @@ export class ImapSession implements SessionContext {
     this.unsubscribe = null;
     this.waiter?.();
     this.idleWake?.();
-    if (this.account) this.log.info({ user: this.account.address, client: this.peer.address, ...this.counters }, 'logout');
+    if (this.account) {
+      this.userSlots.release(this.account.address);
+      this.log.info({ user: this.account.address, client: this.peer.address, ...this.counters }, 'logout');
+    }
     this.log.info({ commands: this.counters.commands, state: this.state }, 'disconnect');
     this.options.onClose?.(this);
   }

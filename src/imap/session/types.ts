@@ -29,6 +29,8 @@ export interface ImapLimits {
   authFailureWindowMs: number;
   /** BAD answers before the session is closed */
   maxErrors: number;
+  /** sessions one user may have logged in at once on this server */
+  maxConnectionsPerUser: number;
   tlsHandshakeTimeoutMs: number;
 }
 
@@ -102,8 +104,8 @@ export interface SessionContext {
   capabilities(): string;
   /** pending mailbox changes as untagged responses; `expunge` says whether EXPUNGE may be sent now */
   sync(expunge: boolean): Promise<void>;
-  /** a login succeeded: state, logging */
-  loggedIn(account: Account, mechanism: string): void;
+  /** a login succeeded: state, logging; false (and still not logged in) when the user has too many sessions */
+  loggedIn(account: Account, mechanism: string): boolean;
   /** LOGIN/AUTHENTICATE may run on this connection (TLS, or loopback) */
   plaintextLoginAllowed(): boolean;
   /** sends `last` (a full untagged line) if given and closes the connection */
@@ -126,4 +128,6 @@ export interface CommandSpec {
    * forms, which may still send them — we choose not to, for simplicity). Defaults to true.
    */
   expungeAfter?: boolean;
+  /** reads the selected mailbox's messages first (MailboxView.load): the command uses message numbers, flags or sizes */
+  view?: boolean;
 }

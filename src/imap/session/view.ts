@@ -5,10 +5,20 @@
  * expunges stay pending (message numbers unchanged) until the session may announce them. Kept in
  * parallel arrays filled from the store's compact index (each distinct flag set one shared, never
  * mutated array), so a 100,000-message mailbox costs a few MB and lookups are binary searches.
+ *
+ * SELECT answers from the mailbox row alone (count, UIDNEXT, HIGHESTMODSEQ): the arrays are read on
+ * the first command that needs them (`load`), and describe the mailbox as it was at SELECT — messages
+ * appended since are left for the next EXISTS, messages expunged since come back as pending expunges —
+ * so message numbers agree with the EXISTS the client was given. Large mailboxes' indexes are shared by
+ * the process's sessions while unchanged (view-cache.ts).
  */
-import type { Mailbox, MessageIndex, Store, UidRange } from '../../store/index.js';
+import type { CompactIndex, Mailbox, Store, UidRange } from '../../store/index.js';
 import { formatSet, lowerBound } from '../proto/sequence.js';
 import { flagList } from '../proto/response.js';
+import { viewCacheOf } from '../view-cache.js';
+
+/** flags of a message expunged before the view was read (never sent as FLAGS of a live message) */
+const GONE: readonly string[] = Object.freeze([]);
 
 export interface ViewOptions {
   readOnly: boolean;
@@ -37,20 +47,88 @@ export class MailboxView {
   dirty = false;
   /** number of messages last announced with EXISTS */
   announced: number;
+  /** highest MODSEQ of a message in the arrays (our own writes can be ahead of `modseq`) */
+  private maxModseq = 0;
+  private loading: Promise<void> | null = null;
+  private loaded = false;
 
   constructor(
     readonly mailbox: Mailbox,
-    index: MessageIndex,
     readonly options: ViewOptions,
   ) {
-    this.uids = index.uids;
-    this.modseqs = index.modseqs;
-    this.dates = index.internalDates;
-    this.sizes = index.sizes;
-    this.flags = index.flags.map((f) => index.flagSets[f]!);
     this.modseq = mailbox.highestModseq;
-    this.uidNext = Math.max(mailbox.uidNext, this.lastUid + 1);
-    this.announced = this.uids.length;
+    this.uidNext = mailbox.uidNext;
+    this.announced = mailbox.messages;
+  }
+
+  /** Reads the arrays (once): the mailbox as it was when the view was made, see the file comment. */
+  load(store: Store): Promise<void> {
+    if (this.loaded) return Promise.resolve();
+    this.loading ??= this.read(store).finally(() => {
+      this.loading = null;
+    });
+    return this.loading;
+  }
+
+  private async read(store: Store): Promise<void> {
+    const cache = viewCacheOf(store);
+    let ix = cache.get(this.id, this.modseq);
+    if (ix) {
+      // exactly the mailbox at SELECT; a change signalled before this view subscribed is found by a sync
+      this.dirty = true;
+    } else {
+      ix = await store.messages.compactIndex(this.id);
+      if (ix.highestModseq === this.modseq) cache.put(this.id, ix);
+    }
+    let gone: number[] = [];
+    if (ix.highestModseq > this.modseq) {
+      const changes = await store.changes.since(this.id, this.modseq);
+      gone = [...new Set(changes.filter((c) => c.kind === 'expunge' && c.uid < this.uidNext).map((c) => c.uid))].sort((a, b) => a - b);
+      this.dirty = true;
+    }
+    if (this.loaded) return;
+    const n = ix.uids.length;
+    if (gone.length === 0 && (n === 0 || ix.uids[n - 1]! < this.uidNext)) {
+      // the usual case, nothing changed since SELECT: whole columns at once
+      this.uids = Array.from(ix.uids);
+      this.modseqs = Array.from(ix.modseqs);
+      this.dates = Array.from(ix.internalDates);
+      this.sizes = Array.from(ix.sizes);
+      const sets = ix.flagSets;
+      this.flags = new Array<string[]>(n);
+      for (let k = 0; k < n; k++) this.flags[k] = sets[ix.flags[k]!]!;
+      for (let k = 0; k < n; k++) if (ix.modseqs[k]! > this.maxModseq) this.maxModseq = ix.modseqs[k]!;
+      this.loaded = true;
+      return;
+    }
+    let g = 0;
+    for (let k = 0; k < ix.uids.length; k++) {
+      const uid = ix.uids[k]!;
+      if (uid >= this.uidNext) break;
+      while (g < gone.length && gone[g]! < uid) this.pushGone(gone[g++]!);
+      this.pushFrom(ix, k);
+    }
+    while (g < gone.length) this.pushGone(gone[g++]!);
+    this.loaded = true;
+  }
+
+  private pushGone(uid: number): void {
+    this.uids.push(uid);
+    this.flags.push(GONE as string[]);
+    this.modseqs.push(this.modseq);
+    this.dates.push(0);
+    this.sizes.push(0);
+    this.pendingExpunge.add(uid);
+  }
+
+  private pushFrom(ix: CompactIndex, k: number): void {
+    const modseq = ix.modseqs[k]!;
+    this.uids.push(ix.uids[k]!);
+    this.flags.push(ix.flagSets[ix.flags[k]!]!);
+    this.modseqs.push(modseq);
+    this.dates.push(ix.internalDates[k]!);
+    this.sizes.push(ix.sizes[k]!);
+    if (modseq > this.maxModseq) this.maxModseq = modseq;
   }
 
   get id(): number {
@@ -60,24 +138,14 @@ export class MailboxView {
     return this.options.readOnly;
   }
   get count(): number {
-    return this.uids.length;
+    return this.loaded ? this.uids.length : this.announced;
   }
   get lastUid(): number {
     return this.uids.length > 0 ? this.uids[this.uids.length - 1]! : 0;
   }
   get highestModseq(): number {
-    let m = this.modseq;
     // our own writes can be ahead of the last sync
-    for (const x of this.modseqs) if (x > m) m = x;
-    return m;
-  }
-
-  private push(ix: MessageIndex, k: number): void {
-    this.uids.push(ix.uids[k]!);
-    this.flags.push(ix.flagSets[ix.flags[k]!]!);
-    this.modseqs.push(ix.modseqs[k]!);
-    this.dates.push(ix.internalDates[k]!);
-    this.sizes.push(ix.sizes[k]!);
+    return Math.max(this.modseq, this.maxModseq);
   }
 
   /** 0-based index of `uid`, or -1 */
@@ -102,6 +170,7 @@ export class MailboxView {
   setFlags(index: number, flags: string[], modseq: number): void {
     this.flags[index] = flags;
     if (modseq > this.modseqs[index]!) this.modseqs[index] = modseq;
+    if (modseq > this.maxModseq) this.maxModseq = modseq;
   }
 
   /** Removes the messages with these UIDs; returns their former message numbers, descending-safe order. */
@@ -146,6 +215,7 @@ export class MailboxView {
    */
   async collect(store: Store, o: CollectOptions): Promise<string[]> {
     const lines: string[] = [];
+    await this.load(store);
     const changes = await store.changes.since(this.id, this.modseq);
     this.dirty = false;
     let newFrom = 0;
@@ -174,10 +244,10 @@ export class MailboxView {
       lines.push(...MailboxView.expungeLines(this.remove([...this.pendingExpunge]), o.qresync));
     }
     if (newFrom > 0) {
-      const ix = await store.messages.index(this.id, [{ from: Math.max(newFrom, this.lastUid + 1), to: Number.MAX_SAFE_INTEGER }]);
+      const ix = await store.messages.compactIndex(this.id, Math.max(newFrom, this.lastUid + 1));
       for (let k = 0; k < ix.uids.length; k++) {
         if (ix.uids[k]! <= this.lastUid) continue;
-        this.push(ix, k);
+        this.pushFrom(ix, k);
         if (ix.modseqs[k]! > this.modseq) this.modseq = ix.modseqs[k]!;
       }
       this.uidNext = Math.max(this.uidNext, this.lastUid + 1);

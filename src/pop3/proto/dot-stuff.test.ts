@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { dotStuffed, topOf } from './dot-stuff.js';
+import { dotStuffed, needsStuffing, topOf } from './dot-stuff.js';
 
 const join = (chunks: Iterable<Buffer>): string => Buffer.concat([...chunks]).toString('latin1');
 
@@ -58,4 +58,26 @@ test('TOP: the header, the blank line, then at most n body lines', () => {
   assert.equal(topOf(Buffer.from('\r\nbody\r\n'), 0).toString(), '\r\n');
   assert.equal(topOf(Buffer.from('A: b\n\nx\ny\n'), 1).toString(), 'A: b\n\nx\n');
   assert.equal(topOf(Buffer.from('A: b\r\n\r\nno final newline'), 5).toString(), 'A: b\r\n\r\nno final newline');
+});
+
+test('content with no line beginning with "." is sent as views of itself, not copied', () => {
+  const msg = Buffer.from('Subject: a.b\r\n\r\nnot .a dot line\r\nlast. line\r\n');
+  assert.equal(needsStuffing(msg), false);
+  const chunks = [...dotStuffed(msg, 16)];
+  for (const c of chunks.slice(0, -1)) assert.equal(c.buffer, msg.buffer, 'a view of the content');
+  assert.equal(join(chunks), `${msg.toString('latin1')}.\r\n`);
+  assert.equal(join(dotStuffed(Buffer.from('no final line end'))), 'no final line end\r\n.\r\n');
+  // a dot after a bare LF, or at the very start, is a line start too
+  assert.equal(needsStuffing(Buffer.from('a\n.b')), true);
+  assert.equal(needsStuffing(Buffer.from('.a')), true);
+  assert.equal(needsStuffing(Buffer.from('a\r.b')), false);
+});
+
+test('a stuffed small message takes buffers about its own size, not a whole chunk each', () => {
+  const msg = Buffer.from('.a\r\n'.repeat(10));
+  const chunks = [...dotStuffed(msg)];
+  const body = chunks.slice(0, -1);
+  // small allocations come from Node's shared pool; none is a 64 KB buffer of its own
+  for (const c of body) assert.ok(c.buffer.byteLength <= Buffer.poolSize && c.length <= 51, `a ${c.buffer.byteLength}-octet buffer`);
+  assert.equal(join(chunks), `${'..a\r\n'.repeat(10)}.\r\n`);
 });

@@ -1,7 +1,8 @@
 /*
  * The only place that checks a command line against the session state before a handler runs. Order:
  * framing errors (which also end a SASL exchange), SASL response lines, parse, state check, handler.
- * Queued answers are written before a command that waits (PASS, AUTH, RETR, TOP, QUIT).
+ * Queued answers are written before a command that waits (PASS, AUTH, QUIT; RETR and TOP only when the
+ * message was not read ahead, see transaction.ts).
  * Every refusal of client input counts as a bad command (the session closes past the limit). Returns
  * the verb for statistics; never throws for anything a client sends.
  */
@@ -34,7 +35,7 @@ const STATES: { [V in Verb]: readonly Phase[] } = {
   NOOP: TRANSACTION,
 };
 
-const SLOW: ReadonlySet<Verb> = new Set<Verb>(['PASS', 'AUTH', 'QUIT', 'RETR', 'TOP']);
+const SLOW: ReadonlySet<Verb> = new Set<Verb>(['PASS', 'AUTH', 'QUIT']);
 
 const LINE_ERRORS = {
   too_long: err('Command line too long'),

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 import { addAccount, deliver, inboxOf, openEmbedded, PASSWORD, sampleMessage, type TestStore } from '../../../test/pop3/fixture.js';
+import { unstuff } from '../../../test/pop3/client.js';
 import { endSessions, shared, startSession, type Harness } from '../../../test/pop3/harness.js';
 import { ManualClock } from '../../net/clock.js';
 import { LocalMaildropLocks } from '../lock.js';
@@ -352,4 +353,39 @@ test('read-ahead: a message expunged by IMAP before its read-ahead says so, like
   assert.equal(await h.client.cmd('RETR 3'), '-ERR Message was removed by another session');
   assert.ok((await h.client.multi('RETR 4')).body.equals(messages[3]!));
   assert.equal(await h.client.cmd('QUIT'), '+OK Logging out, 0 messages deleted, 4 left');
+});
+
+test('pipelined RETRs across read-ahead batches: in order, right bytes, with DELE, a large message and one expunged meanwhile', async () => {
+  const account = await addAccount(store, `user${++n}@example.test`);
+  // sizes that split the batches unevenly: mostly small, some 20 KB, one larger than a whole batch
+  const messages = Array.from({ length: 60 }, (_, i) => (i === 30 ? sampleMessage(i + 1, 12_000) : sampleMessage(i + 1, i % 7 === 0 ? 2000 : i)));
+  const uids = await deliver(store, account, messages);
+  const inbox = await inboxOf(store, account);
+  const h = startSession(shared(store));
+  assert.match(await login(h, account), /^\+OK/);
+  // the first RETR starts the read-ahead
+  assert.ok((await h.client.multi('RETR 1')).body.equals(messages[0]!));
+  // message 45 goes away after the read-ahead may have started: a read-ahead miss is read again alone
+  await store.messages.setFlags(inbox, [{ from: uids[44]!, to: uids[44]! }], 'add', ['\\Deleted']);
+  await store.messages.expunge(inbox, [{ from: uids[44]!, to: uids[44]! }]);
+  const script: string[] = ['DELE 10'];
+  for (let k = 2; k <= 60; k++) script.push(`RETR ${k}`, ...(k % 13 === 0 ? ['NOOP', 'STAT'] : []));
+  h.client.send(script.map((l) => `${l}\r\n`).join(''));
+  assert.equal((await h.client.response()).status, '+OK Message 10 deleted');
+  for (let k = 2; k <= 60; k++) {
+    if (k === 10) {
+      assert.equal((await h.client.response()).status, '-ERR Message is deleted');
+    } else if (k === 45) {
+      assert.equal((await h.client.response()).status, '-ERR Message was removed by another session');
+    } else {
+      const r = await h.client.response(true);
+      assert.equal(r.status, `+OK ${messages[k - 1]!.length} octets`, `RETR ${k}`);
+      assert.ok(unstuff(r.raw!).equals(messages[k - 1]!), `RETR ${k} returns message ${k}`);
+    }
+    if (k % 13 === 0) {
+      assert.equal((await h.client.response()).status, '+OK');
+      assert.match((await h.client.response()).status, /^\+OK 59 \d+$/);
+    }
+  }
+  assert.equal(await h.client.cmd('QUIT'), '+OK Logging out, 1 message deleted, 59 left');
 });

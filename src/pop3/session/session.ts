@@ -3,8 +3,9 @@
  * stream, the input queue, response buffering (pipelined commands are answered in order), the idle
  * timer, the STLS stream swap, and the end of the session: a session that ends without QUIT deletes
  * nothing, applies the \Seen flags of what was retrieved and releases the maildrop lock before its one
- * log line. Reading pauses while a command runs, so memory stays bounded by one chunk plus one line and
- * the message being sent. Stream errors end the session quietly; nothing a client sends throws out of here.
+ * log line. Reading pauses while a command runs, so memory stays bounded by one chunk plus one line, the
+ * answers held for one writev (CORK_BYTES) and the maildrop's read-ahead. Stream errors end the session
+ * quietly; nothing a client sends throws out of here.
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../log/logger.js';
@@ -19,6 +20,12 @@ import type { EndStatus, PeerInfo, Pop3Services, Pop3Settings, SessionContext, S
 const LINGER_MS = 5000;
 /** Pending response text written even in the middle of a pipelined group. */
 const OUT_HIGH_WATER = 16 * 1024;
+/**
+ * Answers to pipelined commands are held (stream.cork) and leave in one writev when the client's input
+ * runs out, before waiting on anything, or once this much is held: few system calls and segments for a
+ * burst of RETRs, memory bounded by this plus the read-ahead.
+ */
+const CORK_BYTES = 256 * 1024;
 
 export interface Pop3SessionOptions {
   stream: Duplex;
@@ -50,6 +57,7 @@ export class Pop3Session implements SessionContext {
   private inbox: Buffer[] = [];
   private offset = 0;
   private out = '';
+  private corked = false;
   private pumping: Promise<void> | null = null;
   private ended = false;
   private draining = false;
@@ -103,21 +111,15 @@ export class Pop3Session implements SessionContext {
 
   async sendBody(head: string, chunks: Iterable<Buffer>): Promise<boolean> {
     this.send(head);
-    for (let chunk of chunks) {
+    // the status line and the body leave together (one writev), not as a segment of their own
+    this.cork();
+    this.writeOut();
+    for (const chunk of chunks) {
       if (this.closing || !this.stream.writable) return false;
-      if (this.out !== '') {
-        // the status line travels with the first chunk: one segment, no Nagle/delayed-ACK stall
-        chunk = Buffer.concat([Buffer.from(this.out, 'utf8'), chunk]);
-        this.out = '';
-      }
-      if (!this.stream.write(chunk)) {
-        await this.drained();
-        if (this.stream.writableNeedDrain) {
-          this.log.info({ status: 'timeout', phase: this.state.phase }, 'client stopped reading');
-          this.endStatus = 'timeout';
-          this.destroy();
-          return false;
-        }
+      this.stream.write(chunk);
+      if (this.stream.writableLength >= CORK_BYTES) {
+        if (!(await this.writeNow())) return false;
+        this.cork();
       }
     }
     return !this.closing;
@@ -172,9 +174,44 @@ export class Pop3Session implements SessionContext {
   // --- stream and input ----------------------------------------------------------------------------
 
   flush(): void {
+    this.writeOut();
+    this.uncork();
+  }
+
+  /** Queued response text into the stream (held there while corked). */
+  private writeOut(): void {
     if (this.out === '') return;
     if (this.stream.writable) this.stream.write(this.out);
     this.out = '';
+  }
+
+  private cork(): void {
+    if (this.corked || !this.stream.writable) return;
+    this.stream.cork();
+    this.corked = true;
+  }
+
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.stream.uncork();
+  }
+
+  /**
+   * Sends what is held and waits until the client has read it, at most the idle timeout; false (and the
+   * session ends) when it did not. Returns at once when the kernel took it all.
+   */
+  private async writeNow(): Promise<boolean> {
+    this.flush();
+    if (this.stream.writableLength === 0 || !this.stream.writableNeedDrain) return !this.closing;
+    await this.drained();
+    if (this.stream.writableNeedDrain) {
+      this.log.info({ status: 'timeout', phase: this.state.phase }, 'client stopped reading');
+      this.endStatus = 'timeout';
+      this.destroy();
+      return false;
+    }
+    return !this.closing;
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -228,12 +265,11 @@ export class Pop3Session implements SessionContext {
   private async pump(): Promise<void> {
     try {
       while (!this.closing && this.inbox.length > 0) {
+        this.cork();
         await this.step();
-        if (this.out.length > OUT_HIGH_WATER) this.flush();
-        if (this.stream.writableNeedDrain) await this.drained();
-        if (this.stream.writableNeedDrain) {
-          this.endStatus = 'timeout';
-          this.destroy();
+        if (this.out.length > OUT_HIGH_WATER) this.writeOut();
+        if (this.stream.writableLength >= CORK_BYTES || (this.stream.writableNeedDrain && !this.corked)) {
+          if (!(await this.writeNow())) break;
         }
       }
     } catch (e) {

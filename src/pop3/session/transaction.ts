@@ -76,12 +76,18 @@ export function noop(ctx: SessionContext): void {
   ctx.send(ok());
 }
 
-/** Reads the content, or answers -ERR and returns null. */
+/**
+ * Reads the content, or answers -ERR and returns null. Read ahead, it is there at once and the answer
+ * joins those of earlier pipelined commands; otherwise they are sent before waiting for the store.
+ */
 async function content(ctx: SessionContext, drop: Maildrop, n: number): Promise<Buffer | null> {
   const meta = lookup(ctx, drop, n);
   if (!meta) return null;
   try {
-    return await drop.content(meta);
+    const found = drop.content(meta);
+    if (Buffer.isBuffer(found)) return found;
+    ctx.flush();
+    return await found;
   } catch (e) {
     if (isStoreError(e, 'not_found')) {
       ctx.send(err('Message was removed by another session'));

@@ -39,7 +39,7 @@ export type ParsedLine =
 export interface ParseOptions {
   /** the current transaction declared SMTPUTF8 (for RCPT) */
   smtputf8: boolean;
-  /** an LMTP listener (MAIL accepts XQUEUEID) */
+  /** an LMTP listener (the grammar is the same today: XQUEUEID is known on both protocols) */
   lmtp?: boolean;
 }
 
@@ -69,7 +69,7 @@ export function parseCommand(line: string, opts: ParseOptions): ParsedLine {
     case 'LHLO':
       return HELO_ARG.test(arg.trim()) ? { ok: true, command: { verb: word, domain: arg.trim() } } : fail('syntax', `Syntax: ${word} hostname`);
     case 'MAIL':
-      return parseMail(arg, fail, opts.lmtp === true);
+      return parseMail(arg, fail);
     case 'RCPT':
       return parseRcpt(arg, opts, fail);
     case 'BDAT':
@@ -96,12 +96,12 @@ function addressFailure(problem: AddressProblem, role: 'sender' | 'recipient', f
   return fail(`${role}_syntax`);
 }
 
-function parseMail(arg: string, fail: Fail, lmtp: boolean): ParsedLine {
+function parseMail(arg: string, fail: Fail): ParsedLine {
   const m = /^FROM: */i.exec(arg);
   if (!m) return fail('syntax', 'Syntax: MAIL FROM:<address>');
   const path = parsePath(arg.slice(m[0].length), { smtputf8: true, allowNull: true });
   if (!path.ok) return addressFailure(path.problem, 'sender', fail);
-  const params = parseMailParams(path.rest, { lmtp });
+  const params = parseMailParams(path.rest);
   if (!params.ok) return { ok: false, verb: 'MAIL', error: params.error };
   if (path.mailbox?.utf8 && !params.value.smtputf8) return fail('utf8_address');
   return { ok: true, command: { verb: 'MAIL', sender: path.mailbox, params: params.value } };

@@ -2,8 +2,8 @@
  * MAIL and RCPT parameters (RFC 5321 esmtp-param; SIZE RFC 1870, BODY RFC 6152/3030, SMTPUTF8 RFC 6531,
  * RET/ENVID/NOTIFY/ORCPT RFC 3461, AUTH= RFC 4954). Pure. Unknown keywords are 555, malformed values 501,
  * duplicates 501. Decoded xtext values holding control characters are refused: they end up in DSN headers.
- * XQUEUEID=<id> (Cartero's LMTP extension, docs/lmtp.md) is known only on LMTP listeners: the sending
- * queue's id, the key that makes a resend after a lost reply find the first copy.
+ * XQUEUEID=<id> (Cartero's extension on SMTP and LMTP, docs/xqueueid.md): the sending queue's id, the
+ * key that makes a resend after a lost reply find the first copy.
  */
 import { err, ok, type Result } from './errors.js';
 import { decodeXtext } from './xtext.js';
@@ -20,13 +20,8 @@ export interface MailParams {
   envid: string | null;
   /** AUTH= value decoded ("<>" when the submitter is unknown) */
   auth: string | null;
-  /** LMTP only: XQUEUEID= decoded, the client's queue id (absent when not given) */
+  /** XQUEUEID= decoded, the client's queue id (absent when not given) */
   xqueueid?: string;
-}
-
-export interface MailParamOptions {
-  /** an LMTP listener: XQUEUEID is accepted */
-  lmtp?: boolean;
 }
 
 /** What an XQUEUEID value may hold once decoded: a queue id as Cartero and Postfix make them. */
@@ -71,7 +66,7 @@ function decodedText(value: string | null, max: number): string | null {
   return decoded;
 }
 
-export function parseMailParams(text: string, options: MailParamOptions = {}): Result<MailParams> {
+export function parseMailParams(text: string): Result<MailParams> {
   const split = splitParams(text);
   if (!split.ok) return split;
   const out: MailParams = { size: null, body: null, smtputf8: false, ret: null, envid: null, auth: null };
@@ -107,7 +102,6 @@ export function parseMailParams(text: string, options: MailParamOptions = {}): R
         if (out.auth === null) return bad;
         break;
       case 'XQUEUEID': {
-        if (!options.lmtp) return err('param_unknown', `Unsupported option: ${keyword}`);
         const id = decodedText(value, 64);
         if (id === null || !XQUEUEID_PATTERN.test(id)) return bad;
         out.xqueueid = id;

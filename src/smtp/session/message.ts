@@ -11,6 +11,7 @@ import { receivedHeader, rfc5322Date, withProtocol } from '../proto/trace.js';
 import type { Reply } from '../proto/reply.js';
 import type { Envelope } from '../services.js';
 import { COMMIT_FAILED } from './replies.js';
+import { tempfailAt } from './tempfail.js';
 import type { Helo, SessionContext, Transaction } from './types.js';
 
 function protocolOf(ctx: SessionContext, helo: Helo, tx: Transaction): string {
@@ -80,6 +81,9 @@ export async function commitMessage(ctx: SessionContext, helo: Helo, tx: Transac
     return replyToMessage(ctx, tx, reply(554, '5.4.6', `Error: too many hops (${hops} Received: lines), mail forwarding loop`));
   }
   if (ctx.settings.lmtp) return deliverLmtp(ctx, tx, envelope, content);
+  // maintenance (smtp.tempfail at data): the bytes were read, nothing is queued
+  const maintenance = tempfailAt(ctx, 'data');
+  if (maintenance) return replyToMessage(ctx, tx, maintenance);
   try {
     const { queueId } = await ctx.services.commit(envelope, content);
     ctx.log.info(

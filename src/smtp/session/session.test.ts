@@ -14,7 +14,7 @@ test('greeting, EHLO keywords, a whole transaction committed with our Received: 
   const h = startSession();
   assert.deepEqual(await h.client.replies(1), [`220 ${HOST} ESMTP Cartero`]);
   await exchange(h, ['EHLO client.example']);
-  assert.match(h.client.received, /250-mx\.example\.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n$/);
+  assert.match(h.client.received, /250-mx\.example\.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250-XQUEUEID\r\n250 CHUNKING\r\n$/);
   assert.doesNotMatch(h.client.received, /STARTTLS|AUTH/);
   assert.deepEqual(await exchange(h, ['MAIL FROM:<carol@remote.test> BODY=8BITMIME RET=HDRS ENVID=env+2B1', 'RCPT TO:<bob@example.test> NOTIFY=FAILURE ORCPT=rfc822;bob@example.test', 'DATA']), [
     '250 2.1.0 Ok',

@@ -16,6 +16,7 @@ import type { ServerClock } from '../../net/clock.js';
 import { dispatchLine } from './dispatcher.js';
 import { greeting, shuttingDown, timeoutExceeded, tooManyErrors } from './replies.js';
 import { SessionStats } from './stats.js';
+import { tempfailAt } from './tempfail.js';
 import type { Helo, PeerInfo, RejectFields, SessionContext, SessionSettings, SessionState } from './types.js';
 import { consumeBdat } from './verbs/bdat.js';
 import { consumeData } from './verbs/data.js';
@@ -84,6 +85,9 @@ export class Session implements SessionContext {
   start(): void {
     this.attach(this.stream);
     this.log.info({ port: this.peer.port, listener: this.settings.listener, tls: this.tls }, 'connect');
+    // smtp.tempfail at connect: a 421 greeting, then the client goes elsewhere or comes back later
+    const maintenance = tempfailAt(this, 'connect');
+    if (maintenance) return this.close(maintenance);
     this.reply(greeting(this.settings.hostname, this.settings.lmtp));
     this.idle();
   }

@@ -11,6 +11,7 @@ import type { Reply } from '../proto/reply.js';
 import type { ClientInfo, EnvelopeRecipient, SmtpServices } from '../services.js';
 import type { AuthLimiter } from '../../auth/limiter.js';
 import type { MessageContent } from './content.js';
+import type { TempfailRule } from './tempfail.js';
 import type { ServerClock } from '../../net/clock.js';
 
 export interface SessionLimits {
@@ -43,6 +44,8 @@ export interface SessionSettings extends SessionLimits {
   postmasterDomain: string;
   /** RFC 2033 LMTP: LHLO instead of HELO/EHLO, one reply per recipient after the message */
   lmtp: boolean;
+  /** smtp.tempfail as it is now (a reload changes it for live sessions too); absent: never */
+  tempfail?: () => TempfailRule | null;
 }
 
 export interface PeerInfo {

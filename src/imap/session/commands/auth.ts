@@ -72,6 +72,6 @@ async function check(ctx: SessionContext, user: string, password: string, mechan
     }
     return no('Authentication failed', 'AUTHENTICATIONFAILED');
   }
-  ctx.loggedIn(account, mechanism);
+  if (!ctx.loggedIn(account, mechanism)) return no('Too many sessions for this user', 'LIMIT');
   return ok('Logged in', `CAPABILITY ${ctx.capabilities()}`);
 }

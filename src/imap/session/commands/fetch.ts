@@ -1,9 +1,10 @@
 /*
  * FETCH and UID FETCH (RFC 9051 §6.4.5, BINARY RFC 3516, CONDSTORE/QRESYNC RFC 7162). Answers from the
  * view for metadata-only items (no store call for FLAGS/UID/MODSEQ/INTERNALDATE/RFC822.SIZE), from the
- * stored structure for ENVELOPE/BODYSTRUCTURE, and reads bodies only for sections — in batches, writing
- * each response as it is built and waiting for the client to read (back-pressure), so a large FETCH
- * holds one batch in memory. Non-PEEK body fetches set \Seen and report the new FLAGS.
+ * stored structure for ENVELOPE/BODYSTRUCTURE, and reads bodies only for sections — in batches (the bytes
+ * of a batch in one store call, the next batch read while this one is written), writing each response as
+ * it is built and waiting for the client to read (back-pressure), so a large FETCH holds two batches in
+ * memory at most. Non-PEEK body fetches set \Seen and report the new FLAGS.
  */
 import { binaryBytes, imapBodyStructure, imapEnvelope, sectionBytes } from '../../../mime/index.js';
 import type { MessageStructure } from '../../../mime/types.js';
@@ -53,9 +54,25 @@ function fetcher(byUid: boolean): CommandHandler {
       const since = modifiers.changedSince;
       indexes = indexes.filter((i) => view.modseqs[i]! > since);
     }
+    if (!plan.content && !plan.structure && !plan.setsSeen) {
+      await fetchMeta(ctx, view, indexes, plan.items);
+      return ok(`${byUid ? 'UID FETCH' : 'FETCH'} completed`);
+    }
     const batches = plan.content ? batchesOf(indexes, view.sizes, BATCH, BATCH_BYTES) : batchesOf(indexes, [], BATCH, 0);
-    for (const batch of batches) {
-      const result = await fetchBatch(ctx, view, batch, plan);
+    // read-ahead: the next batch is read from the store while this one is written to the client (not when
+    // reading sets \Seen: a client that goes away must not leave a batch it never got marked as read)
+    const readAhead = !plan.setsSeen;
+    let next: Promise<Prepared> | null = null;
+    for (let b = 0; b < batches.length; b++) {
+      const prepared = await (next ?? prepareBatch(ctx, view, batches[b]!, plan));
+      next = null;
+      if (readAhead && b + 1 < batches.length) {
+        next = prepareBatch(ctx, view, batches[b + 1]!, plan);
+        // observed now, so a failure while this batch is written is not an unhandled rejection; the
+        // await above still gets it, and one nobody awaits (BAD/NO below) is dropped
+        next.catch(() => undefined);
+      }
+      const result = await writeBatch(ctx, view, prepared, plan);
       if (result) return result;
     }
     return ok(`${byUid ? 'UID FETCH' : 'FETCH'} completed`);
@@ -73,7 +90,81 @@ async function sendVanished(ctx: SessionContext, view: MailboxView, setText: str
   if (named.length > 0) ctx.send(`* VANISHED (EARLIER) ${formatSet(named)}\r\n`);
 }
 
-async function fetchBatch(ctx: SessionContext, view: MailboxView, indexes: number[], plan: FetchPlan): Promise<Tagged | null> {
+/** FLAGS text per flag set: the view shares one array per distinct set, so 100,000 lines format a few lists */
+const flagTexts = new WeakMap<readonly string[], string>();
+/** flag sets whose text is not all ASCII (keywords are atoms, so none should be; if one is, it goes as UTF-8) */
+const notAscii = new WeakSet<readonly string[]>();
+
+function flagsText(flags: readonly string[]): string {
+  let t = flagTexts.get(flags);
+  if (t === undefined) {
+    t = flagList(flags);
+    flagTexts.set(flags, t);
+    if (/[^\x00-\x7f]/.test(t)) notAscii.add(flags);
+  }
+  return t;
+}
+
+/** The items that come from the view alone (FLAGS, UID, INTERNALDATE, RFC822.SIZE, MODSEQ) for message `i`. */
+function metaItem(item: FetchItem, view: MailboxView, i: number): string | null {
+  switch (item.k) {
+    case 'flags':
+      return `FLAGS ${flagsText(view.flags[i]!)}`;
+    case 'uid':
+      return `UID ${view.uids[i]}`;
+    case 'internaldate':
+      return `INTERNALDATE "${formatDateTime(view.dates[i]!)}"`;
+    case 'size':
+      return `RFC822.SIZE ${view.sizes[i]}`;
+    case 'modseq':
+      return `MODSEQ (${view.modseqs[i]})`;
+    default:
+      return null;
+  }
+}
+
+/**
+ * A FETCH of view items only (FETCH 1:* (UID FLAGS)): no store call, one string per ~64 KB of lines
+ * rather than pieces per line, flushed (with back-pressure) every FLUSH_AT bytes.
+ */
+async function fetchMeta(ctx: SessionContext, view: MailboxView, indexes: readonly number[], items: readonly FetchItem[]): Promise<void> {
+  let chunk = '';
+  let ascii = true;
+  let pending = 0;
+  const withFlags = items.some((it) => it.k === 'flags');
+  // ASCII text is copied into a Buffer byte for byte (latin1), far cheaper than UTF-8 encoding
+  const emit = (): void => {
+    ctx.send(ascii ? Buffer.from(chunk, 'latin1') : chunk);
+    pending += chunk.length;
+    chunk = '';
+    ascii = true;
+  };
+  for (const i of indexes) {
+    let line = `* ${i + 1} FETCH (`;
+    for (let k = 0; k < items.length; k++) line += (k === 0 ? '' : ' ') + metaItem(items[k]!, view, i)!;
+    chunk += `${line})\r\n`;
+    if (withFlags && notAscii.has(view.flags[i]!)) ascii = false;
+    if (chunk.length >= 64 * 1024) {
+      emit();
+      if (pending >= FLUSH_AT) {
+        pending = 0;
+        await ctx.flush();
+      }
+    }
+  }
+  if (chunk) emit();
+  ctx.counters.fetched += indexes.length;
+}
+
+interface Prepared {
+  indexes: number[];
+  /** messages whose \Seen this FETCH set: their FLAGS go out even if not asked for */
+  flagsChanged: Set<number>;
+  loads: Map<number, { content: Buffer | null; structure: MessageStructure | null } | null> | null;
+}
+
+/** Sets \Seen where the items ask for it and reads what the batch needs from the store. */
+async function prepareBatch(ctx: SessionContext, view: MailboxView, indexes: number[], plan: FetchPlan): Promise<Prepared> {
   const flagsChanged = new Set<number>();
   if (plan.setsSeen && !view.readOnly) {
     const unseen = indexes.filter((i) => !view.flags[i]!.includes('\\Seen'));
@@ -92,16 +183,18 @@ async function fetchBatch(ctx: SessionContext, view: MailboxView, indexes: numbe
     plan.content || plan.structure
       ? await loadMessages(ctx.store, view.id, indexes.map((i) => view.uids[i]!), { content: plan.content, structure: plan.structure }, structures)
       : null;
+  return { indexes, flagsChanged, loads };
+}
+
+/** Writes the responses of a prepared batch, waiting for the client to read every FLUSH_AT bytes. */
+async function writeBatch(ctx: SessionContext, view: MailboxView, prepared: Prepared, plan: FetchPlan): Promise<Tagged | null> {
+  const { indexes, flagsChanged, loads } = prepared;
+  const modseqAsked = plan.items.some((it) => it.k === 'modseq');
   let pending = 0;
   for (const i of indexes) {
     const uid = view.uids[i]!;
-    const parts: (string | Buffer)[] = [];
     let text = `* ${i + 1} FETCH (`;
-    let first = true;
-    const add = (s: string): void => {
-      text += (first ? '' : ' ') + s;
-      first = false;
-    };
+    let sep = '';
     let loaded: { content: Buffer | null; structure: MessageStructure | null } | null = null;
     if (loads) {
       loaded = loads.get(uid) ?? null;
@@ -109,54 +202,46 @@ async function fetchBatch(ctx: SessionContext, view: MailboxView, indexes: numbe
     }
     let flagsSent = false;
     for (const item of plan.items) {
-      switch (item.k) {
-        case 'flags':
-          add(`FLAGS ${flagList(view.flags[i]!)}`);
-          flagsSent = true;
-          break;
-        case 'uid':
-          add(`UID ${uid}`);
-          break;
-        case 'internaldate':
-          add(`INTERNALDATE "${formatDateTime(view.dates[i]!)}"`);
-          break;
-        case 'size':
-          add(`RFC822.SIZE ${view.sizes[i]}`);
-          break;
-        case 'modseq':
-          add(`MODSEQ (${view.modseqs[i]})`);
-          break;
-        case 'envelope':
-          add(`ENVELOPE ${imapEnvelope(loaded!.structure!)}`);
-          break;
-        case 'bodystructure':
-          add(`BODYSTRUCTURE ${imapBodyStructure(loaded!.structure!, true)}`);
-          break;
-        case 'body':
-          add(`BODY ${imapBodyStructure(loaded!.structure!, false)}`);
-          break;
-        default: {
-          const r = bodyItem(item, loaded!.content!, loaded!.structure!);
-          if (r === 'unknown-cte') return no('Unknown content transfer encoding', 'UNKNOWN-CTE');
-          if (typeof r === 'string') {
-            add(r);
-          } else {
-            add(r.head);
-            parts.push(text, r.data);
-            text = '';
-            ctx.counters.fetchedBytes += r.data.length;
+      let piece = metaItem(item, view, i);
+      if (item.k === 'flags') flagsSent = true;
+      if (piece === null) {
+        switch (item.k) {
+          case 'envelope':
+            piece = `ENVELOPE ${imapEnvelope(loaded!.structure!)}`;
+            break;
+          case 'bodystructure':
+            piece = `BODYSTRUCTURE ${imapBodyStructure(loaded!.structure!, true)}`;
+            break;
+          case 'body':
+            piece = `BODY ${imapBodyStructure(loaded!.structure!, false)}`;
+            break;
+          default: {
+            // BODY[] needs no structure (planOf): structure is null then, and bodyItem does not read it
+            const r = bodyItem(item, loaded!.content!, loaded!.structure!);
+            if (r === 'unknown-cte') return no('Unknown content transfer encoding', 'UNKNOWN-CTE');
+            if (typeof r === 'string') {
+              piece = r;
+            } else {
+              ctx.send(text + sep + r.head);
+              ctx.send(r.data);
+              pending += text.length + r.head.length + r.data.length;
+              ctx.counters.fetchedBytes += r.data.length;
+              // the next item follows the literal's bytes after a space
+              text = '';
+              sep = ' ';
+              continue;
+            }
           }
         }
       }
+      text += sep + piece;
+      sep = ' ';
     }
-    if (flagsChanged.has(i) && !flagsSent) add(`FLAGS ${flagList(view.flags[i]!)}`);
-    if (flagsChanged.has(i) && ctx.condstore && !plan.items.some((it) => it.k === 'modseq')) add(`MODSEQ (${view.modseqs[i]})`);
+    if (flagsChanged.has(i) && !flagsSent) text += `${sep}FLAGS ${flagsText(view.flags[i]!)}`;
+    if (flagsChanged.has(i) && ctx.condstore && !modseqAsked) text += ` MODSEQ (${view.modseqs[i]})`;
     text += ')\r\n';
-    parts.push(text);
-    for (const p of parts) {
-      ctx.send(p);
-      pending += p.length;
-    }
+    ctx.send(text);
+    pending += text.length;
     ctx.counters.fetched++;
     if (pending >= FLUSH_AT) {
       pending = 0;

@@ -1,12 +1,16 @@
 /*
  * SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH results (RFC 4731), SEARCHRES "$" (RFC 5182) and
- * MODSEQ (RFC 7162). Metadata keys are evaluated on the view alone; header, body, text and sent-date keys
- * load each candidate's bytes and stored structure in batches. Strings match case-insensitively as
- * substrings; charsets other than UTF-8 and US-ASCII are refused with BADCHARSET.
+ * MODSEQ (RFC 7162). Metadata keys are evaluated on the view alone; header keys from the server's header
+ * cache where it has them; header, body, text and sent-date keys load each candidate's bytes and stored
+ * structure in batches, one store round trip per batch, the next batch read while this one is searched
+ * (the store reads and checks bytes on another thread, so a scan of a large mailbox uses both cores).
+ * Strings match case-insensitively as substrings; charsets other than UTF-8 and US-ASCII are refused
+ * with BADCHARSET.
  */
-import { headerValues, sentDate, textContains } from '../../../mime/index.js';
+import { deserializeStructure, headerValues, parseStructure, sentDate, textContains } from '../../../mime/index.js';
 import type { MessageStructure } from '../../../mime/types.js';
-import { batchesOf, loadMessages, storedStructures } from '../../message.js';
+import type { Store, UidRange } from '../../../store/index.js';
+import { batchesOf } from '../../message.js';
 import { dayOf } from '../../proto/dates.js';
 import { needsContent, parseSearch, usesModseq, type SearchKey } from '../../proto/search.js';
 import { formatSet, resolveAgainst, resolveSeqIndexes, type SequenceSet } from '../../proto/sequence.js';
@@ -14,8 +18,9 @@ import { imapString } from '../../proto/response.js';
 import { no, ok, type CommandHandler, type SessionContext } from '../types.js';
 import type { MailboxView } from '../view.js';
 
-const BATCH = 200;
-const BATCH_BYTES = 4 * 1024 * 1024;
+/** One store round trip; two batches are held at a time (the one searched, the one being read). */
+const BATCH = 256;
+const BATCH_BYTES = 2 * 1024 * 1024;
 
 interface Candidate {
   index: number;
@@ -93,7 +98,7 @@ function matches(key: SearchKey, view: MailboxView, c: Candidate, cache: Map<Seq
       const values = c.header(key.field);
       if (values === null) return false;
       if (key.value === '') return values.length > 0;
-      const needle = key.value.toLowerCase();
+      const needle = lowered(key.value);
       return values.some((v) => v.includes(needle));
     }
     case 'body':
@@ -106,6 +111,83 @@ function matches(key: SearchKey, view: MailboxView, c: Candidate, cache: Map<Seq
       return matches(key.a, view, c, cache) || matches(key.b, view, c, cache);
     case 'and':
       return key.keys.every((k) => matches(k, view, c, cache));
+  }
+}
+
+/** The lowercase of the last needles asked for (a search tests one needle against every message). */
+const lowerCache = new Map<string, string>();
+function lowered(value: string): string {
+  let l = lowerCache.get(value);
+  if (l === undefined) {
+    if (lowerCache.size >= 64) lowerCache.clear();
+    lowerCache.set(value, (l = value.toLowerCase()));
+  }
+  return l;
+}
+
+interface LoadedMessage {
+  index: number;
+  uid: number;
+  content: Buffer;
+  /** the stored structure as stored; read only when the message's turn comes (see structureOf) */
+  stored: string | null;
+}
+
+/**
+ * The message's structure: the stored one, or parsed from the bytes when there is none or it cannot be
+ * read. Made one message at a time, so the objects die young instead of a batch's worth of them
+ * outliving garbage collections.
+ */
+function structureOf(m: LoadedMessage): MessageStructure {
+  if (m.stored) {
+    try {
+      return deserializeStructure(m.stored);
+    } catch {
+      // damaged: parse the bytes instead
+    }
+  }
+  return parseStructure(m.content);
+}
+
+function rangesOf(uids: readonly number[]): UidRange[] {
+  const ranges: UidRange[] = [];
+  for (const uid of uids) {
+    const last = ranges[ranges.length - 1];
+    if (last && uid === last.to + 1) last.to = uid;
+    else ranges.push({ from: uid, to: uid });
+  }
+  return ranges;
+}
+
+/** Bytes and structures of one batch (asked for in the same turn: one round trip); messages gone meanwhile are left out. */
+async function readBatch(store: Store, view: MailboxView, batch: readonly number[]): Promise<LoadedMessage[]> {
+  const uids = batch.map((i) => view.uids[i]!);
+  const [contents, rows] = await Promise.all([store.messages.contents(view.id, uids), store.messages.structures(view.id, rangesOf(uids))]);
+  const stored = new Map<number, string | null>();
+  for (const r of rows) stored.set(r.uid, r.structure);
+  const out: LoadedMessage[] = [];
+  for (let k = 0; k < batch.length; k++) {
+    const content = contents[k];
+    if (content) out.push({ index: batch[k]!, uid: uids[k]!, content, stored: stored.get(uids[k]!) ?? null });
+  }
+  return out;
+}
+
+/** The messages at `indexes` (ascending), batch by batch; the next batch is read while the caller works on this one. */
+async function* loadBatches(store: Store, view: MailboxView, indexes: readonly number[]): AsyncGenerator<LoadedMessage[]> {
+  const batches = batchesOf(indexes, view.sizes, BATCH, BATCH_BYTES);
+  const read = (b: number): Promise<LoadedMessage[]> | null => {
+    if (b >= batches.length) return null;
+    const p = readBatch(store, view, batches[b]!);
+    // if the search stops early (an error), a read still under way must not become an unhandled rejection
+    p.catch(() => undefined);
+    return p;
+  };
+  let next = read(0);
+  for (let b = 0; next; b++) {
+    const current = next;
+    next = read(b + 1);
+    yield await current;
   }
 }
 
@@ -128,25 +210,32 @@ function searcher(byUid: boolean): CommandHandler {
       // header-only searches answer from the server's header cache where it has every field
       const fields = new Set<string>();
       const wholeMessage = headerNeeds(search.key, fields);
+      const fieldList = [...fields];
       const headerCache = ctx.headerCache;
-      const cached = (uid: number) => (field: string) => headerCache.get(view.id, field, uid) ?? null;
-      const all = Array.from({ length: view.count }, (_, i) => i);
-      for (const batch of batchesOf(all, view.sizes, BATCH, BATCH_BYTES)) {
-        const toLoad: number[] = [];
-        for (const i of batch) {
-          const uid = view.uids[i]!;
-          if (wholeMessage || [...fields].some((f) => headerCache.get(view.id, f, uid) === undefined)) toLoad.push(i);
-          else if (matches(search.key, view, { index: i, content: null, structure: null, header: cached(uid) }, cache)) hits.push(i);
+      const toLoad: number[] = [];
+      if (wholeMessage) {
+        for (let i = 0; i < view.count; i++) toLoad.push(i);
+      } else {
+        let uid = 0;
+        const cached: Candidate = { index: 0, content: null, structure: null, header: (field) => headerCache.get(view.id, field, uid) ?? null };
+        const allCached = (): boolean => {
+          for (const f of fieldList) if (headerCache.get(view.id, f, uid) === undefined) return false;
+          return true;
+        };
+        for (let i = 0; i < view.count; i++) {
+          uid = view.uids[i]!;
+          if (!allCached()) {
+            toLoad.push(i);
+            continue;
+          }
+          cached.index = i;
+          if (matches(search.key, view, cached, cache)) hits.push(i);
         }
-        if (toLoad.length === 0) continue;
-        const uids = toLoad.map((i) => view.uids[i]!);
-        const structures = await storedStructures(ctx.store, view.id, uids);
-        const loaded = await loadMessages(ctx.store, view.id, uids, { content: true, structure: true }, structures);
-        for (const i of toLoad) {
-          const uid = view.uids[i]!;
-          const m = loaded.get(uid);
-          if (!m || !m.content || !m.structure) continue;
-          const { content, structure } = m;
+      }
+      for await (const batch of loadBatches(ctx.store, view, toLoad)) {
+        for (const m of batch) {
+          const { index, uid, content } = m;
+          const structure = structureOf(m);
           const header = (field: string): readonly string[] => {
             const known = headerCache.get(view.id, field, uid);
             if (known) return known;
@@ -154,8 +243,8 @@ function searcher(byUid: boolean): CommandHandler {
             headerCache.set(view.id, field, uid, values);
             return values;
           };
-          for (const f of fields) header(f);
-          if (matches(search.key, view, { index: i, content, structure, header }, cache)) hits.push(i);
+          for (const f of fieldList) header(f);
+          if (matches(search.key, view, { index, content, structure, header }, cache)) hits.push(index);
         }
       }
       hits.sort((a, b) => a - b);

@@ -1,11 +1,13 @@
 /*
  * Entering and leaving a mailbox: SELECT/EXAMINE (with CONDSTORE and QRESYNC parameters, RFC 7162),
- * CLOSE, UNSELECT (RFC 3691), EXPUNGE and UID EXPUNGE (RFC 4315). SELECT builds the session's view from
- * message metadata only (never bodies), so a 100,000-message mailbox opens in one compact index() call.
+ * CLOSE, UNSELECT (RFC 3691), EXPUNGE and UID EXPUNGE (RFC 4315). SELECT answers from the mailbox row
+ * and the distinct flag sets (two indexed reads, whatever the mailbox's size); the view reads message
+ * metadata (never bodies) when a command first needs it.
  */
 import { parseSequenceSet, formatSet, resolveAgainst } from '../../proto/sequence.js';
 import { flagList } from '../../proto/response.js';
 import { Args, ImapParseError, numberOf } from '../../proto/tokens.js';
+import { viewCacheOf } from '../../view-cache.js';
 import { MailboxView } from '../view.js';
 import { no, ok, type CommandHandler, type SessionContext, type Tagged } from '../types.js';
 import { mailboxArg, wireName } from './mailboxes.js';
@@ -62,11 +64,25 @@ function opener(readOnly: boolean): (ctx: SessionContext, cmd: { args: import('.
     const account = ctx.account!;
     const box = await ctx.store.mailboxes.get(account.id, name);
     if (!box) return no('No such mailbox', 'NONEXISTENT');
-    // get() before list(): whatever changes in between is folded in again, harmlessly, by the next sync
-    const index = await ctx.store.messages.index(box.id);
-    const view = new MailboxView(box, index, { readOnly });
+    // the answer comes from the mailbox row and the distinct flag sets; the view reads its messages on
+    // first use, as of this row (view.ts). A change after get() is folded in by the next sync.
+    const view = new MailboxView(box, { readOnly });
+    ctx.watch(view);
+    const cache = viewCacheOf(ctx.store);
+    let flagSets = cache.flagSets(box.id, box.highestModseq);
+    if (!flagSets) {
+      try {
+        flagSets = await ctx.store.messages.flagSets(box.id);
+      } catch (err) {
+        ctx.watch(null);
+        throw err;
+      }
+      // read after the row, they may already show a later change: harmless in a flag list, and a changed
+      // mailbox has a new HIGHESTMODSEQ, so the entry is not used for it
+      cache.putFlagSets(box.id, box.highestModseq, flagSets);
+    }
     const keywords = new Set<string>();
-    for (const f of index.flagSets) for (const k of f) if (!k.startsWith('\\')) keywords.add(k);
+    for (const f of flagSets) for (const k of f) if (!k.startsWith('\\')) keywords.add(k);
     const flags = [...SYSTEM_FLAGS, ...keywords];
     ctx.send(`* FLAGS ${flagList(flags)}\r\n`);
     ctx.send(`* ${view.count} EXISTS\r\n`);
@@ -77,11 +93,11 @@ function opener(readOnly: boolean): (ctx: SessionContext, cmd: { args: import('.
     ctx.send(`* OK [HIGHESTMODSEQ ${view.highestModseq}] Highest\r\n`);
     if (ctx.enabled.has('IMAP4REV2')) ctx.send(`* LIST () "/" ${wireName(ctx, box.name)}\r\n`);
     if (params.qresync && params.qresync.uidValidity === box.uidValidity) {
+      await view.load(ctx.store);
       await resync(ctx, view, params.qresync);
     }
     ctx.view = view;
     ctx.state = 'selected';
-    ctx.watch(view);
     return ok(`${readOnly ? 'EXAMINE' : 'SELECT'} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');
   };
 }

@@ -20,10 +20,9 @@ export function ehloKeywords(ctx: SessionContext): string[] {
   const keywords = ['PIPELINING', `SIZE ${ctx.settings.messageSizeLimit}`];
   if (ctx.settings.starttls && !ctx.tls) keywords.push('STARTTLS');
   if (authOffered(ctx)) keywords.push('AUTH PLAIN LOGIN');
-  keywords.push('ENHANCEDSTATUSCODES', '8BITMIME', 'DSN', 'SMTPUTF8', 'CHUNKING');
+  // XQUEUEID: MAIL FROM may carry the client's queue id, the key of duplicate suppression (docs/xqueueid.md)
+  keywords.push('ENHANCEDSTATUSCODES', '8BITMIME', 'DSN', 'SMTPUTF8', 'XQUEUEID', 'CHUNKING');
   if (ctx.services.flushDomain && !ctx.settings.lmtp) keywords.push('ETRN');
-  // LMTP: MAIL FROM may carry the client's queue id, the key of duplicate suppression (docs/lmtp.md)
-  if (ctx.settings.lmtp) keywords.push('XQUEUEID');
   return keywords;
 }
 

@@ -4,9 +4,11 @@
  * (554 5.7.1) unless the client is trusted or authenticated. A policy failure answers 451, never 250.
  * The bare <Postmaster> every SMTP server must accept (RFC 5321 §4.5.1) becomes postmaster@ our first
  * domain, like Postfix's $myorigin, so policy and aliases treat it as any other address.
+ * In maintenance (smtp.tempfail at rcpt) every RCPT gets the configured 4xx.
  */
 import { reply } from '../../proto/reply.js';
 import { NEED_MAIL, RELAY_DENIED, TEMP_FAILURE, TOO_MANY_RCPT } from '../replies.js';
+import { tempfailAt } from '../tempfail.js';
 import type { Transaction } from '../types.js';
 import type { CommandOf, VerbSpec } from './spec.js';
 
@@ -21,6 +23,8 @@ export const rcpt: VerbSpec<'RCPT'> = {
     tx.rcptCommands++;
     const recipient = cmd.recipient.domain === null ? `postmaster@${ctx.settings.postmasterDomain}` : cmd.recipient.address;
     const fields = { sender: tx.sender, recipient };
+    const maintenance = tempfailAt(ctx, 'rcpt');
+    if (maintenance) return ctx.reply(maintenance, fields);
     if (tx.recipients.length >= ctx.settings.maxRecipients) return ctx.reply(TOO_MANY_RCPT, fields);
     if (cmd.recipient.literal && !ctx.peer.trusted && ctx.authUser === null) return ctx.reply(RELAY_DENIED(recipient), fields);
     let verdict;

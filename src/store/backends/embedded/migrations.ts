@@ -133,6 +133,51 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX queue_admin_log_target ON queue_admin_log(target, id);
   `,
+  // 5 (queue receipts): one row per recipient a client handed us under its queue id (XQUEUEID), so its
+  // resend after a lost 250 is recognised at commit; pruned after the senders' queue lifetime
+  `
+  CREATE TABLE queue_receipts (
+    key TEXT PRIMARY KEY,
+    queue_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX queue_receipts_created ON queue_receipts(created_at);
+  `,
+  // 6: lookup maps kept in the store (`{ store: NAME }` sources of the *_maps keys) and their generations
+  `
+  CREATE TABLE lookup_maps (
+    map TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT,
+    PRIMARY KEY (map, key)
+  );
+  CREATE TABLE lookup_map_generations (
+    name TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  `,
+  // 7 (IMAP SELECT/FETCH): covering indexes, so a session's view of a large mailbox is read without the
+  // rows' MIME structures, and SELECT's flag list with one seek per distinct flag set
+  `
+  CREATE INDEX messages_view ON messages(mailbox_id, uid, modseq, internal_date, size, flags);
+  CREATE INDEX messages_flags ON messages(mailbox_id, flags);
+  `,
+  // 8 (destination slots): cluster-wide per-destination concurrency (smtp_client.destination_concurrency).
+  // A delivery holds one row (destination, slot < limit) under a lease; a dead node's rows expire with it.
+  // Used by the postgres backend only; created here too so both backends keep one version numbering.
+  `
+  CREATE TABLE destination_slots (
+    destination  TEXT NOT NULL,
+    slot         INTEGER NOT NULL,
+    owner        TEXT NOT NULL,
+    holder       TEXT NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    PRIMARY KEY (destination, slot)
+  );
+  `,
 ];
 
 export function migrate(db: Database): number[] {

@@ -8,6 +8,7 @@ import { clusterOps } from './cluster.js';
 import type { OpContext } from './context.js';
 import { directoryOps } from './directory.js';
 import { mailboxOps } from './mailboxes.js';
+import { mapOps } from './maps.js';
 import { messageOps } from './messages.js';
 import { migrate } from './migrations.js';
 import { queueOps } from './queue.js';
@@ -28,6 +29,8 @@ export function createOps(ctx: OpContext) {
     blobs: blobOps(ctx),
     cluster: clusterOps(ctx),
     bulk: bulkOps(ctx),
+    // lookup maps kept in the store (routing/store-map.ts)
+    maps: mapOps(ctx),
   };
 }
 
@@ -64,10 +67,19 @@ export const READ_OPS: ReadonlySet<string> = new Set([
   'messages.contentOf',
   'messages.quota',
   'messages.since',
+  // IMAP read paths (SELECT, FETCH of bodies)
+  'messages.flagSets',
+  'messages.compactIndex',
+  'messages.contentsOf',
   'blobs.refs',
   'blobs.fetch',
   'cluster.nodes',
   'cluster.leases',
   'cluster.jobHolders',
   'bulk.exportMessages',
+  // lookup maps kept in the store
+  'maps.get',
+  'maps.list',
+  'maps.generations',
+  'maps.maps',
 ]);

@@ -5,9 +5,10 @@
  * content of a commit (hashed here, off the event loop, when the caller left its id to us) and the
  * content read back for delivery in the same round trip as the entry's blob id.
  */
-import type { BlobId, CompleteResult, Lease, LeaseRequest, QueueAdminRecord, QueueCounts, QueueEntry, QueueEntryState, QueuePause, QueueRecipientInput, RecipientOutcome } from '../../api.js';
+import type { BlobId, CompleteResult, Lease, LeaseRequest, QueueAdminRecord, QueueCounts, QueueEntry, QueueEntryState, QueuePause, QueueReceiptInput, QueueRecipientInput, RecipientOutcome } from '../../api.js';
 import { normalizeDomain } from '../../common.js';
 import { StoreError } from '../../errors.js';
+import { checkReceipts, keptRecipients } from '../../receipts-common.js';
 import { sha256 } from '../../common.js';
 import { blobContent, type InlineContent, refBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
@@ -49,6 +50,37 @@ export interface CommitRow {
   hold: boolean;
   dueAt: number;
   now: number;
+  /** absent or empty: every recipient is queued, as before receipts existed */
+  receipts?: QueueReceiptInput[];
+}
+
+/** What the writer made of a commit; `created: false` means nothing was written. */
+export interface CommitOutcome {
+  blobId: BlobId;
+  created: boolean;
+  duplicates?: { addresses: string[]; of: string };
+}
+
+/**
+ * Inserts the receipts that are new (under the entry id about to be written) and returns the kept
+ * recipients with the earlier entry of the first existing receipt. Same transaction as the entry.
+ */
+function recordReceipts(ctx: OpContext, c: CommitRow, receipts: QueueReceiptInput[]) {
+  checkReceipts(receipts, c.recipients);
+  const find = stmt(ctx, 'SELECT queue_id FROM queue_receipts WHERE key = ?');
+  const existing = new Map<string, string>();
+  for (const r of receipts) {
+    const row = find.get(r.key) as { queue_id: string } | undefined;
+    if (row) existing.set(r.key, row.queue_id);
+  }
+  const kept = keptRecipients(receipts, c.recipients, new Set(existing.keys()));
+  if (kept.recipients.length > 0) {
+    const ins = stmt(ctx, 'INSERT INTO queue_receipts (key, queue_id, created_at) VALUES (?, ?, ?)');
+    for (const r of receipts) if (!existing.has(r.key)) ins.run(r.key, c.id, c.now);
+  }
+  const first = receipts.find((r) => existing.has(r.key));
+  const duplicates = first && kept.left.length > 0 ? { addresses: kept.left, of: existing.get(first.key)! } : undefined;
+  return { recipients: kept.recipients, duplicates };
 }
 
 function toEntry(ctx: OpContext, r: EntryRow): QueueEntry {
@@ -134,13 +166,17 @@ function flushIn(ctx: OpContext, domain: string, subdomains: boolean, now: numbe
 
 export function queueOps(ctx: OpContext) {
   return {
-    /** Returns the blob id (computed from the inline content when the request had none). */
-    commit(c: CommitRow): BlobId {
+    /** The blob id (computed from the inline content when the request had none) and what receipts left out. */
+    commit(c: CommitRow): CommitOutcome {
       let blobId = c.blobId;
       if (blobId === null) {
         if (c.inline === null) throw new StoreError('invalid', 'a commit without a blob id needs inline content');
         blobId = sha256(Buffer.from(c.inline.buffer, c.inline.byteOffset, c.inline.byteLength));
       }
+      const r = c.receipts && c.receipts.length > 0 ? recordReceipts(ctx, c, c.receipts) : null;
+      const recipients = r ? r.recipients : c.recipients;
+      const duplicates = r?.duplicates ? { duplicates: r.duplicates } : {};
+      if (r && r.recipients.length === 0) return { blobId, created: false, ...duplicates };
       refBlob(ctx, blobId, c.size, c.now, c.inline);
       stmt(ctx, 'INSERT INTO queue (id, sender, meta, blob_id, size, received_at, state, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
         c.id,
@@ -153,8 +189,8 @@ export function queueOps(ctx: OpContext) {
         c.dueAt,
       );
       const ins = stmt(ctx, "INSERT INTO queue_recipients (queue_id, address, orcpt, notify, state) VALUES (?, ?, ?, ?, 'pending')");
-      for (const r of c.recipients) ins.run(c.id, r.address, r.orcpt ?? null, r.notify ? JSON.stringify(r.notify) : null);
-      return blobId;
+      for (const x of recipients) ins.run(c.id, x.address, x.orcpt ?? null, x.notify ? JSON.stringify(x.notify) : null);
+      return { blobId, created: true, ...duplicates };
     },
     lease(req: LeaseRequest): Lease[] {
       const paused = stmt(ctx, 'SELECT 1 FROM queue_pauses LIMIT 1').get() !== undefined;
@@ -250,6 +286,9 @@ export function queueOps(ctx: OpContext) {
            SELECT * FROM queue_admin_log WHERE @target IS NULL OR target = @target ORDER BY id DESC LIMIT @limit
          ) ORDER BY id`,
       ).all({ target: filter.target ?? null, limit: filter.limit ?? -1 }) as QueueAdminRecord[];
+    },
+    pruneReceipts(before: number): number {
+      return stmt(ctx, 'DELETE FROM queue_receipts WHERE created_at < ?').run(before).changes;
     },
     blobOf(id: string): BlobId {
       return entryRow(ctx, id).blob_id;

@@ -17,6 +17,7 @@ import type {
   DirectoryStore,
   MailboxSignal,
   MailboxStore,
+  MapStore,
   MessageStore,
   NewMessage,
   NewQueueMessage,
@@ -26,6 +27,7 @@ import type {
 import { newQueueId, sha256, verifyBlob } from '../../common.js';
 import { isStoreError, StoreError } from '../../errors.js';
 import { BLOB_FILE_MISSING } from './blobs.js';
+import { CONTENT_GONE, CONTENT_IN_FILE } from './messages.js';
 import { BlobFiles } from './blobfiles.js';
 import { embeddedBulk } from './bulk-client.js';
 import { embeddedCluster } from './cluster-client.js';
@@ -85,6 +87,7 @@ class EmbeddedStore implements Store {
   readonly blobs: BlobStore;
   readonly cluster: ClusterStore;
   readonly bulk: BulkStore;
+  readonly maps: MapStore;
 
   private readonly call: (op: string, args: unknown[]) => Promise<unknown>;
 
@@ -98,6 +101,7 @@ class EmbeddedStore implements Store {
     this.directory = remote(this.call, 'directory');
     this.mailboxes = remote(this.call, 'mailboxes');
     this.cluster = embeddedCluster(remote(this.call, 'cluster'));
+    this.maps = remote(this.call, 'maps');
     this.bulk = embeddedBulk(remote(this.call, 'bulk'), remote(this.call, 'mailboxes'), files, INLINE_BLOB_LIMIT);
     const q = remote(this.call, 'queue');
     const m = remote(this.call, 'messages');
@@ -106,12 +110,17 @@ class EmbeddedStore implements Store {
     this.queue = {
       commit: async (msg: NewQueueMessage, now: number) => {
         const id = newQueueId(now);
-        const row = { id, sender: msg.sender, recipients: msg.recipients, size: msg.content.length, meta: msg.meta ?? {}, hold: msg.hold ?? false, dueAt: msg.dueAt ?? now, now };
+        const row = {
+          id, sender: msg.sender, recipients: msg.recipients, size: msg.content.length, meta: msg.meta ?? {}, hold: msg.hold ?? false, dueAt: msg.dueAt ?? now, now,
+          ...(msg.receipts ? { receipts: msg.receipts } : {}),
+        };
         // Inline content is hashed by the writer (off the event loop); a file needs its name first.
-        if (msg.content.length <= INLINE_BLOB_LIMIT) return { id, blobId: await q.commit({ ...row, blobId: null, inline: msg.content }) };
-        const blobId = sha256(msg.content);
-        await withContent(files, msg.content, blobId, (inline) => q.commit({ ...row, blobId, inline }));
-        return { id, blobId };
+        const blobId = msg.content.length <= INLINE_BLOB_LIMIT ? null : sha256(msg.content);
+        const done = blobId === null
+          ? await q.commit({ ...row, blobId: null, inline: msg.content })
+          : await withContent(files, msg.content, blobId, (inline) => q.commit({ ...row, blobId, inline }));
+        // all duplicates: the id is the earlier entry's (a large content's file is left to blob collection)
+        return { id: done.created ? id : done.duplicates!.of, ...done };
       },
       lease: (r) => q.lease(r),
       renew: (id, token, leaseMs, now) => q.renew(id, token, leaseMs, now),
@@ -128,6 +137,7 @@ class EmbeddedStore implements Store {
       resume: (domain, now) => q.resume(domain, now),
       pauses: () => q.pauses(),
       recordAdmin: (record) => q.recordAdmin(record),
+      pruneReceipts: (before) => q.pruneReceipts(before),
       adminLog: (filter) => q.adminLog(filter ?? {}),
       content: async (id) => {
         const found = await q.contentOf(id);
@@ -168,6 +178,24 @@ class EmbeddedStore implements Store {
         return verifyBlob(found.id, Buffer.from(found.content.buffer, found.content.byteOffset, found.content.byteLength));
       },
       quota: (accountId) => m.quota(accountId),
+      // IMAP read paths (SELECT, FETCH of bodies)
+      flagSets: (mailboxId) => m.flagSets(mailboxId),
+      compactIndex: (mailboxId, fromUid) => m.compactIndex(mailboxId, fromUid),
+      contents: async (mailboxId, uids) => {
+        const packed = await m.contentsOf(mailboxId, [...uids]);
+        const all = Buffer.from(packed.content.buffer, packed.content.byteOffset, packed.content.byteLength);
+        let at = 0;
+        return Promise.all(
+          packed.lengths.map((length, k) => {
+            if (length === CONTENT_GONE) return null;
+            // a blob file removed after the row was read: the message went away meanwhile
+            if (length === CONTENT_IN_FILE) return this.files.read(packed.ids[k]!).catch((err: unknown) => (isStoreError(err, 'not_found') ? null : Promise.reject(err)));
+            // checked against its id by the reader
+            at += length;
+            return all.subarray(at - length, at);
+          }),
+        );
+      },
     };
 
     this.changes = {

@@ -8,10 +8,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import type { ClusterNode, ClusterStore, DatabaseView, JobHolder, JobLocks, NodeInfo } from '../../api.js';
+import type { ClusterNode, ClusterStore, DatabaseView, DestinationSlotStore, JobHolder, JobLocks, NodeInfo } from '../../api.js';
 import { checkJobName, checkNodeInfo, checkNodeName, JOB_LOCK_NAMESPACE, jobLockKey } from '../../cluster-common.js';
 import { isStoreError, StoreError } from '../../errors.js';
 import type { Db } from './db.js';
+import { PgDestinationSlots } from './destination-slots.js';
 import { toStoreError } from './errors.js';
 import { isConnectionFailure } from './failover.js';
 
@@ -47,7 +48,11 @@ function toNode(r: NodeRow): ClusterNode {
 const LOCK_QUERY_TIMEOUT_MS = 10_000;
 
 export class PgCluster implements ClusterStore {
-  constructor(private readonly db: Db) {}
+  readonly destinationSlots: DestinationSlotStore;
+
+  constructor(private readonly db: Db) {
+    this.destinationSlots = new PgDestinationSlots(db);
+  }
 
   async register(info: NodeInfo, now: number): Promise<ClusterNode> {
     const n = checkNodeInfo(info);

@@ -4,7 +4,7 @@
  * the same transaction, then signals the change (delivered on commit). Never reuses a UID.
  * Errors: `not_found` (mailbox, message), `corrupt` (content), `invalid` (flags).
  */
-import type { AppendResult, CopyResult, FlagOperation, FlagUpdateResult, MessageIndex, MessageMeta, MessageStore, NewMessage, Quota, UidRange } from '../../api.js';
+import type { AppendResult, CompactIndex, CopyResult, FlagOperation, FlagUpdateResult, MessageIndex, MessageMeta, MessageStore, NewMessage, Quota, UidRange } from '../../api.js';
 import { applyFlagOperation, normalizeFlags, sameFlags, verifyBlob } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { appendMessage } from './append.js';
@@ -182,6 +182,90 @@ export class PgMessages implements MessageStore {
     const row = rows[0];
     if (!row) throw new StoreError('not_found', `message ${uid} not found in mailbox ${mailboxId}`);
     return verifyBlob(row.id, row.content);
+  }
+
+  // --- IMAP read paths: SELECT without reading every row, compact views, batched bodies ---
+
+  async flagSets(mailboxId: number): Promise<string[][]> {
+    if (!validId(mailboxId)) return [];
+    // a loose index scan over messages_flags: one seek per distinct set, not one step per message
+    const rows = await this.db.query<{ x: string[] }>(
+      'messages.flagSets',
+      `WITH RECURSIVE f(x) AS (
+         (SELECT flags FROM messages WHERE mailbox_id = $1 ORDER BY flags LIMIT 1)
+         UNION ALL
+         SELECT (SELECT m.flags FROM messages m WHERE m.mailbox_id = $1 AND m.flags > f.x ORDER BY m.flags LIMIT 1) FROM f WHERE f.x IS NOT NULL)
+       SELECT x FROM f WHERE x IS NOT NULL`,
+      [mailboxId],
+    );
+    return rows.map((r) => r.x);
+  }
+
+  async compactIndex(mailboxId: number, fromUid = 1): Promise<CompactIndex> {
+    const empty = (highestModseq: number): CompactIndex => ({
+      uids: new Float64Array(0),
+      modseqs: new Float64Array(0),
+      internalDates: new Float64Array(0),
+      sizes: new Float64Array(0),
+      flags: new Uint32Array(0),
+      flagSets: [],
+      highestModseq,
+    });
+    if (!validId(mailboxId)) return empty(0);
+    // one statement, one snapshot: the rows and the mailbox's HIGHESTMODSEQ agree
+    const rows = await this.db.query<Omit<MetaRow, 'blob_id'> & { highest: number }>(
+      'messages.compactIndex',
+      `SELECT m.uid, m.modseq, m.flags, m.internal_date, m.size, (SELECT highest_modseq FROM mailboxes WHERE id = $1) AS highest
+         FROM messages m WHERE m.mailbox_id = $1 AND m.uid >= $2 ORDER BY m.uid`,
+      [mailboxId, Math.max(1, Math.floor(fromUid))],
+    );
+    if (rows.length === 0) {
+      const box = await this.db.query<{ highest_modseq: number }>('messages.compactIndex', 'SELECT highest_modseq FROM mailboxes WHERE id = $1', [mailboxId]);
+      return empty(box[0]?.highest_modseq ?? 0);
+    }
+    const n = rows.length;
+    const out: CompactIndex = {
+      uids: new Float64Array(n),
+      modseqs: new Float64Array(n),
+      internalDates: new Float64Array(n),
+      sizes: new Float64Array(n),
+      flags: new Uint32Array(n),
+      flagSets: [],
+      highestModseq: rows[0]!.highest,
+    };
+    const ids = new Map<string, number>();
+    for (let k = 0; k < n; k++) {
+      const r = rows[k]!;
+      const key = r.flags.join('\0');
+      let id = ids.get(key);
+      if (id === undefined) {
+        id = out.flagSets.push(r.flags) - 1;
+        ids.set(key, id);
+      }
+      out.uids[k] = r.uid;
+      out.modseqs[k] = r.modseq;
+      out.internalDates[k] = r.internal_date;
+      out.sizes[k] = r.size;
+      out.flags[k] = id;
+    }
+    return out;
+  }
+
+  async contents(mailboxId: number, uids: readonly number[]): Promise<(Buffer | null)[]> {
+    const wanted = uids.filter((u) => Number.isSafeInteger(u));
+    const rows =
+      validId(mailboxId) && wanted.length > 0
+        ? await this.db.query<{ uid: number; id: string; content: Buffer }>(
+            'messages.contents',
+            'SELECT m.uid, b.id, b.content FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])',
+            [mailboxId, wanted],
+          )
+        : [];
+    const byUid = new Map(rows.map((r) => [r.uid, r]));
+    return uids.map((uid) => {
+      const row = byUid.get(uid);
+      return row ? verifyBlob(row.id, row.content) : null;
+    });
   }
 
   async quota(accountId: number): Promise<Quota> {

@@ -171,6 +171,51 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX queue_admin_log_target ON queue_admin_log (target, id);
   `,
+  // 5 (queue receipts): one row per recipient a client handed us under its queue id (XQUEUEID), so its
+  // resend after a lost 250 is recognised at commit; pruned after the senders' queue lifetime
+  `
+  CREATE TABLE queue_receipts (
+    key         TEXT COLLATE "C" PRIMARY KEY,
+    queue_id    TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+  );
+  CREATE INDEX queue_receipts_created ON queue_receipts (created_at);
+  `,
+  // 6: lookup maps kept in the store (`{ store: NAME }` sources of the *_maps keys) and their generations
+  `
+  CREATE TABLE lookup_maps (
+    map         TEXT COLLATE "C" NOT NULL,
+    key         TEXT COLLATE "C" NOT NULL,
+    value       TEXT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    updated_by  TEXT,
+    PRIMARY KEY (map, key)
+  );
+  CREATE TABLE lookup_map_generations (
+    name        TEXT COLLATE "C" PRIMARY KEY,
+    generation  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+  );
+  `,
+  // 7 (IMAP SELECT/FETCH): covering indexes, so a session's view of a large mailbox is an index-only
+  // scan, and SELECT's flag list one seek per distinct flag set
+  `
+  CREATE INDEX messages_view ON messages (mailbox_id, uid) INCLUDE (modseq, internal_date, size, flags);
+  CREATE INDEX messages_flags ON messages (mailbox_id, flags);
+  `,
+  // 8 (destination slots): cluster-wide per-destination concurrency (smtp_client.destination_concurrency).
+  // A delivery holds one row (destination, slot < limit) under a lease; a dead node's rows expire with it.
+  // The embedded backend (one node) keeps the limit in process.
+  `
+  CREATE TABLE destination_slots (
+    destination  TEXT COLLATE "C" NOT NULL,
+    slot         INTEGER NOT NULL,
+    owner        TEXT NOT NULL,
+    holder       TEXT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    PRIMARY KEY (destination, slot)
+  );
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -14,13 +14,16 @@ import type {
   QueueCounts,
   QueueEntry,
   QueueEntryState,
+  QueueCommitResult,
   QueuePause,
   QueueRecipient,
+  QueueRecipientInput,
   QueueStore,
   RecipientOutcome,
 } from '../../api.js';
 import { newQueueId, normalizeDomain, sha256, verifyBlob } from '../../common.js';
 import { StoreError } from '../../errors.js';
+import { checkReceipts, keptRecipients } from '../../receipts-common.js';
 import { upsertBlobSql } from './blobs.js';
 import type { Db, Sql } from './db.js';
 
@@ -109,43 +112,75 @@ function nextDue(outcomes: RecipientOutcome[], untried: number, now: number): nu
   return Number.isFinite(due) ? due : now;
 }
 
+/** The blob, the entry and its recipients in one statement ($1..$10, see entryParams). */
+const INSERT_ENTRY = `WITH blob AS (${upsertBlobSql('$1', '$2', '$3', '$4')}),
+ entry AS (
+   INSERT INTO queue_entries (id, sender, meta, blob_id, size, received_at, state, due_at)
+   SELECT $5, $6, $7::jsonb, blob.id, $2, $4, $8, $9 FROM blob
+   RETURNING id
+ )
+ INSERT INTO queue_recipients (entry_id, address, orcpt, notify)
+ SELECT entry.id, r.address, r.orcpt, r.notify
+   FROM entry,
+        ROWS FROM (jsonb_to_recordset($10::jsonb) AS (address text, orcpt text, notify text[]))
+          WITH ORDINALITY AS r (address, orcpt, notify, ord)
+  ORDER BY r.ord`;
+
+function entryParams(message: NewQueueMessage, recipients: readonly QueueRecipientInput[], id: string, blobId: BlobId, now: number): unknown[] {
+  const rows = recipients.map((r) => ({ address: r.address, orcpt: r.orcpt ?? null, notify: r.notify ?? null }));
+  return [
+    blobId,
+    message.content.length,
+    message.content,
+    now,
+    id,
+    message.sender,
+    JSON.stringify(message.meta ?? {}),
+    message.hold ? 'held' : 'active',
+    message.dueAt ?? now,
+    JSON.stringify(rows),
+  ];
+}
+
 export class PgQueue implements QueueStore {
   constructor(private readonly db: Db) {}
 
-  async commit(message: NewQueueMessage, now: number): Promise<{ id: string; blobId: BlobId }> {
+  async commit(message: NewQueueMessage, now: number): Promise<QueueCommitResult> {
     if (message.recipients.length === 0) throw new StoreError('invalid', 'a queue entry needs at least one recipient');
     const id = newQueueId(now);
     const blobId = sha256(message.content);
-    const recipients = message.recipients.map((r) => ({ address: r.address, orcpt: r.orcpt ?? null, notify: r.notify ?? null }));
-    // One statement, so one round trip and atomic without BEGIN/COMMIT: this is the path before "250".
-    await this.db.query(
-      'queue.commit',
-      `WITH blob AS (${upsertBlobSql('$1', '$2', '$3', '$4')}),
-       entry AS (
-         INSERT INTO queue_entries (id, sender, meta, blob_id, size, received_at, state, due_at)
-         SELECT $5, $6, $7::jsonb, blob.id, $2, $4, $8, $9 FROM blob
-         RETURNING id
-       )
-       INSERT INTO queue_recipients (entry_id, address, orcpt, notify)
-       SELECT entry.id, r.address, r.orcpt, r.notify
-         FROM entry,
-              ROWS FROM (jsonb_to_recordset($10::jsonb) AS (address text, orcpt text, notify text[]))
-                WITH ORDINALITY AS r (address, orcpt, notify, ord)
-        ORDER BY r.ord`,
-      [
-        blobId,
-        message.content.length,
-        message.content,
-        now,
-        id,
-        message.sender,
-        JSON.stringify(message.meta ?? {}),
-        message.hold ? 'held' : 'active',
-        message.dueAt ?? now,
-        JSON.stringify(recipients),
-      ],
-    );
-    return { id, blobId };
+    const receipts = message.receipts ?? [];
+    if (receipts.length === 0) {
+      // One statement, so one round trip and atomic without BEGIN/COMMIT: this is the path before "250".
+      await this.db.query('queue.commit', INSERT_ENTRY, entryParams(message, message.recipients, id, blobId, now));
+      return { id, blobId, created: true };
+    }
+    checkReceipts(receipts, message.recipients);
+    return this.db.tx('queue.commit', async (sql) => {
+      // Sorted, so two commits naming the same keys lock them in the same order. A concurrent identical
+      // commit waits here for the first one's end: the unique key decides which of the two queues it.
+      const keys = receipts.map((r) => r.key).sort();
+      const added = await sql.query<{ key: string }>(
+        `INSERT INTO queue_receipts (key, queue_id, created_at) SELECT k, $2, $3 FROM unnest($1::text[]) AS k ORDER BY k
+         ON CONFLICT (key) DO NOTHING RETURNING key`,
+        [keys, id, now],
+      );
+      const fresh = new Set(added.rows.map((r) => r.key));
+      const old = keys.filter((k) => !fresh.has(k));
+      const earlier = new Map<string, string>();
+      if (old.length > 0) {
+        const rows = await sql.query<{ key: string; queue_id: string }>('SELECT key, queue_id FROM queue_receipts WHERE key = ANY($1::text[])', [old]);
+        for (const r of rows.rows) earlier.set(r.key, r.queue_id);
+      }
+      const kept = keptRecipients(receipts, message.recipients, new Set(old));
+      const first = receipts.find((r) => earlier.has(r.key));
+      // (a receipt pruned between the two statements leaves no id to name: ours then stands in)
+      const of = first ? earlier.get(first.key)! : id;
+      const duplicates = kept.left.length > 0 ? { duplicates: { addresses: kept.left, of } } : {};
+      if (kept.recipients.length === 0) return { id: of, blobId, created: false, ...duplicates };
+      await sql.query(INSERT_ENTRY, entryParams(message, kept.recipients, id, blobId, now));
+      return { id, blobId, created: true, ...duplicates };
+    });
   }
 
   async lease(request: LeaseRequest): Promise<Lease[]> {
@@ -321,6 +356,11 @@ export class PgQueue implements QueueStore {
        ) l ORDER BY id`,
       [filter.target ?? null, filter.limit ?? null],
     );
+  }
+
+  async pruneReceipts(before: number): Promise<number> {
+    const rows = await this.db.query('queue.pruneReceipts', 'DELETE FROM queue_receipts WHERE created_at < $1 RETURNING 1', [before]);
+    return rows.length;
   }
 
   private async updateOne(what: string, id: string, text: string, params: unknown[]): Promise<void> {

@@ -4,7 +4,7 @@
  * node can start while the database fails over. Errors are StoreErrors; an unreachable, read-only or
  * standby server is `unavailable`.
  */
-import type { BlobStore, BulkStore, ChangeFeed, ClusterStore, DirectoryStore, MailboxStore, MessageStore, QueueStore, Store } from '../../api.js';
+import type { BlobStore, BulkStore, ChangeFeed, ClusterStore, DirectoryStore, MailboxStore, MapStore, MessageStore, QueueStore, Store } from '../../api.js';
 import { StoreError } from '../../errors.js';
 import { PgBlobs } from './blobs.js';
 import { PgBulk } from './bulk.js';
@@ -13,6 +13,7 @@ import { PgCluster } from './cluster.js';
 import { Db } from './db.js';
 import { PgDirectory } from './directory.js';
 import { PgMailboxes } from './mailboxes.js';
+import { PgMaps } from './maps.js';
 import { PgMessages } from './messages.js';
 import { migrate } from './migrations.js';
 import { PgQueue } from './queue.js';
@@ -35,6 +36,7 @@ class PgStore implements Store {
   readonly blobs: BlobStore;
   readonly cluster: ClusterStore;
   readonly bulk: BulkStore;
+  readonly maps: MapStore;
   private readonly feed: PgChangeFeed;
 
   constructor(private readonly db: Db) {
@@ -47,6 +49,7 @@ class PgStore implements Store {
     this.blobs = new PgBlobs(db);
     this.cluster = new PgCluster(db);
     this.bulk = new PgBulk(db);
+    this.maps = new PgMaps(db);
   }
 
   migrate(): Promise<number[]> {
