@@ -5,8 +5,8 @@
  * storage: everything else comes through SmtpServices. A bad TLS file stops creation with SmtpSetupError;
  * on reload it is logged and the running context kept. Socket errors never escape a session.
  */
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { randomHex } from '../random-pool.js';
 import type { Duplex } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
@@ -173,7 +173,7 @@ class Server implements SmtpServer {
     return this.options.hostname ?? this.shared.config.hostname;
   }
 
-  private readonly newId = (): string => (this.clock.now().toString(36) + randomBytes(5).toString('hex')).toUpperCase();
+  private readonly newId = (): string => (this.clock.now().toString(36) + randomHex(5)).toUpperCase();
 
   /** The same object for every session of a listener until the next reload (sessions never change it). */
   private settingsFor(listener: SmtpListenerInfo, tlsActive: boolean): SessionSettings {

@@ -2,7 +2,8 @@
  * Pure helpers shared by both backends: identifiers, hashing, normalisation and UID ranges.
  * No I/O here, so both backends compute the same values the same way.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomView } from '../random-pool.js';
 import type { BlobId, UidRange } from './api.js';
 import { StoreError } from './errors.js';
 
@@ -19,7 +20,7 @@ export function newQueueId(now: number): string {
     time = QUEUE_ID_ALPHABET[t % 31] + time;
     t = Math.floor(t / 31);
   }
-  const rnd = randomBytes(7);
+  const rnd = randomView(7);
   let tail = '';
   for (const b of rnd) tail += QUEUE_ID_ALPHABET[b % 31];
   return time + tail;

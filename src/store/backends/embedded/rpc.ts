@@ -18,6 +18,9 @@ export function remote<N extends Namespace>(call: (op: string, args: unknown[]) 
 type Promisified<T> = { [K in keyof T]: T[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<R> : never };
 export type Remote<N extends Namespace> = Promisified<Ops[N]>;
 
+/** Opening the database (including WAL recovery after a crash) takes well under this. */
+const READY_TIMEOUT_MS = 60_000;
+
 export class WorkerClient {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
@@ -38,10 +41,20 @@ export class WorkerClient {
       : new Worker(entry, { workerData: init });
     const client = new WorkerClient(worker);
     return new Promise((resolve, reject) => {
-      const fail = (err: Error) => reject(new StoreError('unavailable', `embedded store: ${err.message}`, { cause: err }));
+      // A worker that never reports ready (a module-loader hang was seen once in CI) must fail the
+      // open, not hang it: the caller retries or the node exits and is restarted.
+      const timer = setTimeout(() => {
+        fail(new Error(`worker not ready after ${READY_TIMEOUT_MS / 1000} s`));
+        void worker.terminate();
+      }, READY_TIMEOUT_MS);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        reject(new StoreError('unavailable', `embedded store: ${err.message}`, { cause: err }));
+      };
       worker.once('error', fail);
       worker.on('message', (m: FromWorker) => {
         if ('ready' in m) {
+          clearTimeout(timer);
           worker.off('error', fail);
           worker.on('error', (err) => client.die(err));
           resolve(client);

@@ -33,6 +33,7 @@ import { embeddedBulk } from './bulk-client.js';
 import { embeddedCluster } from './cluster-client.js';
 import { READ_OPS } from './ops.js';
 import { remote, WorkerClient } from './rpc.js';
+import type { WorkerInit } from './worker.js';
 
 /**
  * Measured on the development machines: a new file + fsync per message caps near 1,800 blobs/s even with
@@ -51,13 +52,23 @@ export async function openEmbeddedStore(config: { path: string }): Promise<Store
   const events = new EventEmitter().setMaxListeners(0);
   const init = { dbPath: join(root, 'cartero.sqlite'), blobRoot: files.root };
   const signal = (mailboxId: number, highestModseq: number) => events.emit(String(mailboxId), { mailboxId, highestModseq } satisfies MailboxSignal);
-  const writer = await WorkerClient.start({ ...init, reader: false }, signal);
+  const writer = await startWorker({ ...init, reader: false }, signal);
   try {
-    const reader = await WorkerClient.start({ ...init, reader: true }, signal);
+    const reader = await startWorker({ ...init, reader: true }, signal);
     return new EmbeddedStore(writer, reader, files, events);
   } catch (err) {
     await writer.close();
     throw err;
+  }
+}
+
+/** A worker that did not come up (see READY_TIMEOUT_MS in rpc.ts) is started once more before giving up. */
+async function startWorker(init: WorkerInit, signal: (mailboxId: number, highestModseq: number) => void): Promise<WorkerClient> {
+  try {
+    return await WorkerClient.start(init, signal);
+  } catch (err) {
+    if (!isStoreError(err, 'unavailable') || !/not ready after/.test(err.message)) throw err;
+    return WorkerClient.start(init, signal);
   }
 }
 
