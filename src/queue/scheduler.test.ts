@@ -4,7 +4,6 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { createLocalAgent } from '../delivery/local.js';
 import { provisionAccount } from '../directory/accounts.js';
 import type { DeliveryAgent } from './agent.js';
-import { StoreError } from '../store/index.js';
 import { localDomainRouter, QueueScheduler } from './scheduler.js';
 import { buildPipeline, captureLogger, inboxTexts, ManualClock, message, openTestStore, type TestStore } from './testing.js';
 
@@ -193,28 +192,5 @@ describe('scheduler', () => {
     });
     assert.equal(await scheduler.runOnce(), 1);
     assert.equal(await t.store.queue.get(queueId), null);
-  });
-
-  test('an outcome the store could not record (database away) is recorded when it answers again, not redelivered', async () => {
-    const clock = new ManualClock();
-    const { logger, lines } = captureLogger();
-    const p = buildPipeline(t.store, clock, logger, { domains: ['example.test'] });
-    const { queueId } = await p.commit(envelope(['bob@example.test']), message('outage'));
-    const complete = t.store.queue.complete.bind(t.store.queue);
-    let failures = 2;
-    t.store.queue.complete = async (...args) => {
-      if (failures-- > 0) throw new StoreError('unavailable', 'connection refused');
-      return complete(...args);
-    };
-    try {
-      assert.equal(await p.scheduler.runOnce(), 1);
-      await p.scheduler.idle();
-    } finally {
-      t.store.queue.complete = complete;
-    }
-    assert.equal(failures, -1, 'complete was tried until it answered');
-    assert.equal(await t.store.queue.get(queueId), null, 'the entry is done at once, not left leased until the lease runs out');
-    assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, 1);
-    assert.equal(lines.filter((l) => String(l.msg).includes('store unavailable while recording the outcome')).length, 1);
   });
 });

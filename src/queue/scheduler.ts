@@ -19,9 +19,6 @@ import { expired, retryAt, type BackoffSettings } from './backoff.js';
 import type { DsnNotifier, NoticeResult } from './dsn-notify.js';
 import { originalRecipients, readExpansion } from './meta.js';
 
-/** How long an outcome is retried while the store is unavailable before the lease's expiry takes over. */
-const STORE_RETRY_MS = 10 * 60_000;
-
 export type Router = (address: string) => Transport | Promise<Transport>;
 
 /** Our mailbox domains go to the local agent, everything else by MX (tests; serve uses routing/). */
@@ -220,8 +217,8 @@ export class QueueScheduler {
     try {
       const { finished, hold, content } = await this.deliverEntry(entry);
       // Notices are queued before the entry can disappear: a lost lease may repeat one, never lose one.
-      await this.untilStoreAnswers(entry.id, () => this.notify(entry, finished, content));
-      await this.untilStoreAnswers(entry.id, () => this.o.store.queue.complete(entry.id, token, finished.map((f) => f.outcome), this.clock.now()));
+      await this.notify(entry, finished, content);
+      await this.o.store.queue.complete(entry.id, token, finished.map((f) => f.outcome), this.clock.now());
       if (hold) await this.o.store.queue.hold(entry.id).catch((err: unknown) => this.o.logger.warn({ err, queue_id: entry.id }, `${entry.id}: cannot put on hold`));
     } catch (err) {
       const msg = isStoreError(err, 'stale_lease')
@@ -230,26 +227,6 @@ export class QueueScheduler {
       this.o.logger.warn({ err, queue_id: entry.id }, msg);
     } finally {
       clearInterval(renewal);
-    }
-  }
-
-  /**
-   * Runs a step that records what was delivered, again every second while the store is unavailable (a
-   * database restart or failover). Giving up at once would leave the entry leased to us until the lease
-   * runs out and then deliver it again; retrying lets the outcome land as soon as the database is back —
-   * the fencing token still holds unless another node took the entry, which `stale_lease` reports.
-   * Bounded, and abandoned when the scheduler stops.
-   */
-  private async untilStoreAnswers<T>(queueId: string, step: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + STORE_RETRY_MS;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await step();
-      } catch (err) {
-        if (!isStoreError(err, 'unavailable') || this.stopping || Date.now() >= deadline) throw err;
-        if (attempt === 1) this.o.logger.warn({ err, queue_id: queueId }, `${queueId}: store unavailable while recording the outcome; retrying every second`);
-        await new Promise<void>((resolve) => setTimeout(resolve, 1000).unref());
-      }
     }
   }
 
