@@ -132,27 +132,53 @@ async function crashRun(storeConfig: StoreConfig, dir: string): Promise<void> {
   const beforeRestart = acked.size;
 
   node = await startNode(config, port);
+  // says where this run is if it is still going after 5 minutes (see the stall note below)
+  const watchdog = setTimeout(() => console.log(`smtp crash (${storeConfig.backend}): still at "${step.at}" after 300 s`), 300_000);
+  const step = { at: 'second load' };
   try {
     await sendLoad(port, budget, acked);
-    const store = await openStore(storeConfig, { migrate: false });
+    // Twice in CI (never locally) this check stalled for over ten minutes with the node idle and the
+    // queue empty. Until that is understood: a check that does not finish in time is logged with the
+    // step it reached and run once more on a fresh store instance (the stalled one is abandoned).
+    const verify = async (): Promise<void> => {
+      step.at = 'open';
+      const store = await openStore(storeConfig, { migrate: false });
+      try {
+        step.at = 'drain';
+        const deadline = Date.now() + 120_000;
+        while ((await store.queue.counts(Date.now())).active > 0) {
+          assert.ok(Date.now() < deadline, 'the queue did not drain');
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        step.at = 'read mailboxes';
+        const ids = await messageIds(store);
+        step.at = 'compare';
+        const seen = new Set<string>();
+        for (const id of ids) {
+          assert.ok(!seen.has(id), `duplicate in a mailbox: ${id}`);
+          seen.add(id);
+        }
+        for (const id of acked) assert.ok(seen.has(id), `acknowledged message ${id} was lost`);
+        console.log(`smtp crash (${storeConfig.backend}): killed after ${killAfter.toFixed(0)} ms with ${beforeRestart} acknowledged; ${acked.size} acknowledged in all, ${ids.length} delivered, 0 lost, 0 duplicated`);
+      } finally {
+        step.at = 'close';
+        await store.close();
+      }
+    };
+    const STALL_MS = 180_000;
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), STALL_MS)));
     try {
-      const deadline = Date.now() + 120_000;
-      while ((await store.queue.counts(Date.now())).active > 0) {
-        assert.ok(Date.now() < deadline, 'the queue did not drain');
-        await new Promise((r) => setTimeout(r, 200));
+      if ((await Promise.race([verify().then(() => 'done' as const), stalled])) === 'stalled') {
+        console.log(`smtp crash (${storeConfig.backend}): the check stalled at "${step.at}" for ${STALL_MS / 1000} s; checking again on a fresh store`);
+        await verify();
       }
-      const ids = await messageIds(store);
-      const seen = new Set<string>();
-      for (const id of ids) {
-        assert.ok(!seen.has(id), `duplicate in a mailbox: ${id}`);
-        seen.add(id);
-      }
-      for (const id of acked) assert.ok(seen.has(id), `acknowledged message ${id} was lost`);
-      console.log(`smtp crash (${storeConfig.backend}): killed after ${killAfter.toFixed(0)} ms with ${beforeRestart} acknowledged; ${acked.size} acknowledged in all, ${ids.length} delivered, 0 lost, 0 duplicated`);
     } finally {
-      await store.close();
+      clearTimeout(timer);
     }
   } finally {
+    clearTimeout(watchdog);
+    step.at = 'stop the node';
     node.kill('SIGTERM');
     await new Promise((r) => node.once('exit', r));
   }
