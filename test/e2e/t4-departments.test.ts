@@ -132,9 +132,15 @@ describe('T4 departments', { timeout: 240_000 }, () => {
     printCounts('T4 departments', counts, `250s before the kill by relay ${JSON.stringify(split)}; relay1 SIGKILLed holding ${onDead.size} queued; resends recognised by the next hop ${lab.resent()}`);
     // relay1 killed between a department server's 250 and its own queue update sends that message again
     // after the restart; the department server recognises the resend by its XQUEUEID and bytes
-    // (docs/xqueueid.md) and queues nothing: no duplicate at all.
+    // (docs/xqueueid.md) and queues nothing. What receipts cannot cover (RFC 1047): relay1 committed a
+    // message and died before its 250 reached the outside sender, who rightly sent it again through
+    // relay2 — two queue entries on two relays. Only such a message may arrive twice.
+    const lostReply = new Set([...onDead].filter((id) => !(load.acceptedBy.get(id) ?? '').includes('relay1.example.org')));
+    const unexplained = counts.duplicateIds.filter((id) => !lostReply.has(id));
+    console.log(`T4 departments: ${lostReply.size} message(s) committed on relay1 without their 250 reaching the sender; ${counts.duplicates} duplicate(s), ${unexplained.length} not explained by that`);
     assert.equal(counts.lost, 0);
-    assert.equal(counts.duplicates, 0, `duplicated: ${counts.duplicateIds.join(' ')} (in relay1's queue at the kill: ${counts.duplicateIds.filter((id) => onDead.has(id)).length})`);
+    assert.deepEqual(unexplained, [], `duplicated: ${counts.duplicateIds.join(' ')}; every duplicate must be a message whose 250 was lost in the crash`);
+    assert.ok(counts.duplicates <= lostReply.size);
     assert.equal(counts.bounced, 0);
   });
 });
