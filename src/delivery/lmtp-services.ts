@@ -11,13 +11,13 @@
  * and two queue entries that happen to hold the same bytes are two messages. For other clients the key
  * is the hash of their bytes (without the Received: line we add) and the recipient.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { splitAddress } from '../policy/address.js';
 import type { LocalDomains } from '../policy/domains.js';
 import { lookupLocal } from '../policy/lookup.js';
 import { unknownUser } from '../policy/recipients.js';
 import type { CommitFn } from '../queue/commit.js';
+import { clientContentDigest, clientQueueId } from '../queue/receipts.js';
 import type { AgentResult, DeliveryAgent } from '../queue/agent.js';
 import type { Envelope, EnvelopeRecipient, RecipientReply, SmtpServices } from '../smtp/services.js';
 import type { Clock, Store } from '../store/index.js';
@@ -34,11 +34,6 @@ export interface LmtpServicesOptions {
   logger: Logger;
 }
 
-/** Meta key the session sets: octets of trace headers it put in front of the client's bytes. */
-export const TRACE_BYTES = 'trace_bytes';
-/** Meta key the session sets when MAIL FROM carried XQUEUEID (validated by src/smtp/proto/params.ts). */
-export const XQUEUEID = 'xqueueid';
-
 const REPLY = /^([245]\d\d) ([245]\.\d{1,3}\.\d{1,3}) (.*)$/s;
 
 /** An agent's reason as an LMTP reply: its own code when it carries one, else a generic one of its class. */
@@ -53,14 +48,8 @@ export function replyOf(recipient: string, result: AgentResult): RecipientReply 
 
 /** The id under which this message's recipients are filed: the client's queue id, else a content hash. */
 export function deliveryId(envelope: Envelope, content: Buffer): string {
-  const queueId = envelope.meta[XQUEUEID];
-  return typeof queueId === 'string' && queueId !== '' ? `lmtp:${queueId}` : `L${clientDigest(envelope, content)}`;
-}
-
-function clientDigest(envelope: Envelope, content: Buffer): string {
-  const trace = envelope.meta[TRACE_BYTES];
-  const skip = typeof trace === 'number' && trace >= 0 && trace <= content.length ? trace : 0;
-  return createHash('sha256').update(content.subarray(skip)).digest('hex').slice(0, 32);
+  const queueId = clientQueueId(envelope.meta);
+  return queueId !== null ? `lmtp:${queueId}` : `L${clientContentDigest(envelope.meta, content).slice(0, 32)}`;
 }
 
 export function createLmtpServices(o: LmtpServicesOptions): SmtpServices {

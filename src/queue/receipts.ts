@@ -12,9 +12,9 @@ import { recipientKey } from '../policy/address.js';
 import type { Envelope } from '../smtp/services.js';
 
 /** Envelope meta the SMTP/LMTP session sets (src/smtp/session/message.ts): the client's queue id. */
-const XQUEUEID_META = 'xqueueid';
+export const XQUEUEID_META = 'xqueueid';
 /** … and the octets of the trace headers it put in front of the client's bytes. */
-const TRACE_BYTES_META = 'trace_bytes';
+export const TRACE_BYTES_META = 'trace_bytes';
 
 /** sha256 (hex) of what the client sent: the content after our own trace headers. */
 export function clientContentDigest(meta: Record<string, unknown>, content: Buffer): string {
