@@ -266,6 +266,16 @@ export class Load {
 }
 
 /** Compares what got 250 with what is in the mailboxes. */
+/**
+ * RFC 1047's case, which no receipt can join: messages in the killed node's queue whose 250 never
+ * reached the client (the relay it records for them is not that node), so the client rightly sent them
+ * again elsewhere. `lostReply` are those; `unexplained` the duplicates that are not among them.
+ */
+export function lostReplies(onDead: ReadonlySet<string>, load: Load, deadRelay: string, duplicateIds: readonly string[]): { lostReply: Set<string>; unexplained: string[] } {
+  const lostReply = new Set([...onDead].filter((id) => !(load.acceptedBy.get(id) ?? '').includes(deadRelay)));
+  return { lostReply, unexplained: duplicateIds.filter((id) => !lostReply.has(id)) };
+}
+
 export function tally(load: Load, delivered: Map<string, number>, bounced: number): Counts {
   let found = 0;
   let duplicates = 0;

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { FULL, Lab, Load, merge, printCounts, tally, until } from './lab-harness.js';
+import { FULL, Lab, Load, lostReplies, merge, printCounts, tally, until } from './lab-harness.js';
 
 const TOTAL = FULL ? 1000 : 90;
 const CLIENTS = ['127.0.3.65', '127.0.3.66', '127.0.3.67', '127.0.3.68'];
@@ -84,8 +84,7 @@ describe('T3 relay pool', { timeout: 300_000 }, () => {
     printCounts('T3 relay pool', counts, `smtpout1 killed holding ${queuedOnDead} queued; 250s by member ${JSON.stringify(relays)}`);
     // RFC 1047: smtpout1 may have committed a message and died before its 250 reached the client, which
     // then (rightly) sent it to another member. Such a message is delivered twice; any other copy is a bug.
-    const lostReply = new Set([...onDead].filter((id) => !(load.acceptedBy.get(id) ?? '').includes(`[${lab.address('smtpout1')}]`)));
-    const unexplained = counts.duplicateIds.filter((id) => !lostReply.has(id));
+    const { lostReply, unexplained } = lostReplies(onDead, load, `[${lab.address('smtpout1')}]`, counts.duplicateIds);
     console.log(`T3 relay pool: ${lostReply.size} message(s) committed on smtpout1 without their 250 reaching the client; ${counts.duplicates} duplicate(s), ${unexplained.length} not explained by that`);
     assert.equal(counts.lost, 0);
     assert.deepEqual(unexplained, [], 'every duplicate is a message whose 250 was lost in the crash');

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { FULL, Lab, Load, merge, printCounts, tally, until } from './lab-harness.js';
+import { FULL, Lab, Load, lostReplies, merge, printCounts, tally, until } from './lab-harness.js';
 
 const TOTAL = FULL ? 300 : 50;
 const OUTSIDE = '127.0.9.4';
@@ -135,8 +135,7 @@ describe('T4 departments', { timeout: 240_000 }, () => {
     // (docs/xqueueid.md) and queues nothing. What receipts cannot cover (RFC 1047): relay1 committed a
     // message and died before its 250 reached the outside sender, who rightly sent it again through
     // relay2 — two queue entries on two relays. Only such a message may arrive twice.
-    const lostReply = new Set([...onDead].filter((id) => !(load.acceptedBy.get(id) ?? '').includes('relay1.example.org')));
-    const unexplained = counts.duplicateIds.filter((id) => !lostReply.has(id));
+    const { lostReply, unexplained } = lostReplies(onDead, load, 'relay1.example.org', counts.duplicateIds);
     console.log(`T4 departments: ${lostReply.size} message(s) committed on relay1 without their 250 reaching the sender; ${counts.duplicates} duplicate(s), ${unexplained.length} not explained by that`);
     assert.equal(counts.lost, 0);
     assert.deepEqual(unexplained, [], `duplicated: ${counts.duplicateIds.join(' ')}; every duplicate must be a message whose 250 was lost in the crash`);

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { FULL, Lab, Load, merge, printCounts, tally, until } from './lab-harness.js';
+import { FULL, Lab, Load, lostReplies, merge, printCounts, tally, until } from './lab-harness.js';
 
 const TOTAL = FULL ? 1000 : 60;
 const OUTAGE = FULL ? 200 : 20;
@@ -105,8 +105,7 @@ describe('T6 MX frontends + LMTP backend', { timeout: FULL ? 900_000 : 300_000 }
     const sessions = lmtpSessions() - sessionsBefore;
     // RFC 1047: fe1 may have committed a message and died before its 250 reached the sender, who (rightly)
     // sent it again through fe2. Any other second copy would be a resend the backend failed to recognise.
-    const lostReply = new Set([...onDead].filter((id) => !(load.acceptedBy.get(id) ?? '').includes(`[${lab.address('fe1')}]`)));
-    const unexplained = counts.duplicateIds.filter((id) => !lostReply.has(id));
+    const { lostReply, unexplained } = lostReplies(onDead, load, `[${lab.address('fe1')}]`, counts.duplicateIds);
     printCounts(
       'T6 MX frontends + LMTP backend',
       counts,
