@@ -46,6 +46,11 @@ export interface OpenMapsOptions {
   storeMapIntervalMs?: number;
 }
 
+/** The table name of a `{ store: NAME }` source (exactly that one key), else null. */
+function storeSourceName(source: MapListSetting): string | null {
+  return 'store' in source && typeof source.store === 'string' && Object.keys(source).length === 1 ? source.store : null;
+}
+
 function sources(setting: MapListSetting): MapListSetting[] {
   return Array.isArray(setting) ? setting : [setting];
 }
@@ -56,6 +61,7 @@ async function openChain(name: MapName, setting: MapListSetting, o: OpenMapsOpti
   const maps: LookupMap[] = [];
   for (const [i, source] of list.entries()) {
     const label = list.length > 1 || Array.isArray(setting) ? `${name}[${i}]` : name;
+    const store = storeSourceName(source);
     if ('file' in source && typeof source.file === 'string') {
       const path = isAbsolute(source.file) ? source.file : resolve(o.baseDir, source.file);
       maps.push(
@@ -65,13 +71,13 @@ async function openChain(name: MapName, setting: MapListSetting, o: OpenMapsOpti
             o.logger?.warn({ map: name, file: d.source, line: d.line }, `${d.source}, line ${d.line}: duplicate entry "${d.key}" ignored (first at line ${d.firstLine})`),
         }),
       );
-    } else if ('store' in source && typeof source.store === 'string' && Object.keys(source).length === 1) {
+    } else if (store !== null) {
       // a name the schema did not take as a store name arrives here as an inline table with one key "store"
-      if (!STORE_MAP_NAME.test(source.store)) {
-        throw new MapError('syntax', label, 0, `{ store: ${JSON.stringify(source.store)} }: a store map name is letters, digits, "_", "." and "-", at most 64`);
+      if (!STORE_MAP_NAME.test(store)) {
+        throw new MapError('syntax', label, 0, `{ store: ${JSON.stringify(store)} }: a store map name is letters, digits, "_", "." and "-", at most 64`);
       }
-      if (!o.store) throw new MapError('io', `store:${source.store}`, 0, `${label}: a store table needs the store, and none was given`);
-      const map = await StoreMap.open(source.store, o.store, { ...(check ? { check } : {}), ...(o.logger ? { logger: o.logger } : {}) });
+      if (!o.store) throw new MapError('io', `store:${store}`, 0, `${label}: a store table needs the store, and none was given`);
+      const map = await StoreMap.open(store, o.store, { ...(check ? { check } : {}), ...(o.logger ? { logger: o.logger } : {}) });
       storeMaps.push(map);
       maps.push(map);
     } else {
@@ -116,8 +122,9 @@ export function storeMapUses(settings: RoutingSettings): Map<string, MapName[]> 
     const setting = settings[name];
     if (setting === undefined) continue;
     for (const source of sources(setting)) {
-      if (!('store' in source) || typeof source.store !== 'string' || Object.keys(source).length !== 1) continue;
-      const key = source.store.toLowerCase();
+      const store = storeSourceName(source);
+      if (store === null) continue;
+      const key = store.toLowerCase();
       const list = uses.get(key) ?? [];
       if (!list.includes(name)) list.push(name);
       uses.set(key, list);
