@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { openSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,8 +36,19 @@ function storeYaml(store: StoreConfig): string {
   return store.backend === 'embedded' ? `{ backend: embedded, path: ${store.path} }` : `{ backend: postgres, url: "${store.url}" }`;
 }
 
-async function startNode(config: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '-c', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+/** Nodes still running when this process is told to stop (the runner's file timeout) are killed with it. */
+const running = new Set<ChildProcess>();
+process.once('SIGTERM', () => {
+  for (const child of running) child.kill('SIGKILL');
+  process.exit(1);
+});
+
+async function startNode(config: string, port: number, log: string): Promise<ChildProcess> {
+  // stderr to a file, never to an inherited pipe: an orphaned node holding the runner's pipe kept a CI
+  // run from ever finishing after this file timed out
+  const child = spawn(process.execPath, [CLI, 'serve', '-c', config], { stdio: ['ignore', 'ignore', openSync(log, 'a')] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
@@ -47,6 +59,22 @@ async function startNode(config: string, port: number): Promise<ChildProcess> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
+/** SIGTERM, and SIGKILL if that has not ended it in 20 s; a node that had already died is reported. */
+async function stopNode(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    console.log(`smtp crash: the node had exited by itself (code ${child.exitCode}, signal ${child.signalCode})`);
+    return;
+  }
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await exited(child);
+  clearTimeout(timer);
 }
 
 /** Sends until `budget` is used up or the server goes away; returns the Message-IDs that got 250. */
@@ -123,15 +151,16 @@ async function crashRun(storeConfig: StoreConfig, dir: string): Promise<void> {
 
   const acked = new Set<string>();
   const budget = { left: TOTAL };
-  let node = await startNode(config, port);
+  const log = join(dir, 'node.log');
+  let node = await startNode(config, port, log);
   const killAfter = 200 + Math.random() * 2500;
   const killer = setTimeout(() => node.kill('SIGKILL'), killAfter);
   await sendLoad(port, budget, acked);
   clearTimeout(killer);
-  await new Promise<void>((resolve) => (node.exitCode !== null || node.signalCode !== null ? resolve() : node.once('exit', () => resolve())));
+  await exited(node);
   const beforeRestart = acked.size;
 
-  node = await startNode(config, port);
+  node = await startNode(config, port, log);
   // says where this run is if it is still going after 5 minutes (see the stall note below)
   const watchdog = setTimeout(() => console.log(`smtp crash (${storeConfig.backend}): still at "${step.at}" after 300 s`), 300_000);
   const step = { at: 'second load' };
@@ -176,11 +205,13 @@ async function crashRun(storeConfig: StoreConfig, dir: string): Promise<void> {
     } finally {
       clearTimeout(timer);
     }
+  } catch (err) {
+    console.log(`smtp crash (${storeConfig.backend}): failed at "${step.at}"; the node's log:\n${await readFile(log, 'utf8').catch(() => '')}`);
+    throw err;
   } finally {
     clearTimeout(watchdog);
     step.at = 'stop the node';
-    node.kill('SIGTERM');
-    await new Promise((r) => node.once('exit', r));
+    await stopNode(node);
   }
 }
 

@@ -10,6 +10,8 @@ export interface Reply {
   text: string;
 }
 
+const REPLY_TIMEOUT_MS = 60_000;
+
 export class TestSmtpClient {
   private buffer = '';
   private waiters: ((r: Reply | Error) => void)[] = [];
@@ -59,7 +61,18 @@ export class TestSmtpClient {
     const ready = this.replies.shift();
     if (ready) return ready instanceof Error ? Promise.reject(ready) : Promise.resolve(ready);
     if (this.closed) return Promise.reject(this.closed);
-    return new Promise((resolve, reject) => this.waiters.push((r) => (r instanceof Error ? reject(r) : resolve(r))));
+    return new Promise((resolve, reject) => {
+      // a server that stops answering fails the test instead of hanging it; the connection is dropped
+      const timer = setTimeout(() => {
+        this.end(new Error(`no reply in ${REPLY_TIMEOUT_MS / 1000} s`));
+        this.socket.destroy();
+      }, REPLY_TIMEOUT_MS);
+      this.waiters.push((r) => {
+        clearTimeout(timer);
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      });
+    });
   }
 
   private onData(chunk: string): void {

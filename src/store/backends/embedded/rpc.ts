@@ -27,6 +27,7 @@ export class WorkerClient {
   private nextId = 1;
   private outbox: Request[] = [];
   private dead: Error | null = null;
+  private exited = false;
   private closed: Promise<void> | null = null;
 
   private constructor(worker: Worker) {
@@ -36,8 +37,10 @@ export class WorkerClient {
   static start(init: WorkerInit, onSignal: (mailboxId: number, modseq: number) => void): Promise<WorkerClient> {
     const fromSource = import.meta.url.endsWith('.ts');
     const entry = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
+    // From sources the worker registers tsx itself: it must not also inherit a parent's `--import tsx`
+    // (the test runner's), which would register the loader twice in one thread.
     const worker = fromSource
-      ? new Worker(new URL('./tsx-worker.mjs', import.meta.url), { workerData: { ...init, entry: entry.href } })
+      ? new Worker(new URL('./tsx-worker.mjs', import.meta.url), { workerData: { ...init, entry: entry.href }, execArgv: [] })
       : new Worker(entry, { workerData: init });
     const client = new WorkerClient(worker);
     return new Promise((resolve, reject) => {
@@ -65,7 +68,10 @@ export class WorkerClient {
           for (const [mailboxId, modseq] of m.signals) onSignal(mailboxId, modseq);
         }
       });
-      worker.on('exit', () => client.die(new Error('worker exited')));
+      worker.on('exit', () => {
+        client.exited = true;
+        client.die(new Error('worker exited'));
+      });
     });
   }
 
@@ -88,10 +94,13 @@ export class WorkerClient {
 
   close(): Promise<void> {
     if (!this.closed) {
-      this.closed = new Promise((resolve) => {
-        this.worker.once('exit', () => resolve());
-        this.worker.postMessage({ close: true } satisfies ToWorker);
-      });
+      // a worker that is gone already (it crashed) sends no second 'exit': closing it is done
+      this.closed = this.exited
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            this.worker.once('exit', () => resolve());
+            this.worker.postMessage({ close: true } satisfies ToWorker);
+          });
     }
     return this.closed;
   }
