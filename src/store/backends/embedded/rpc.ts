@@ -37,10 +37,8 @@ export class WorkerClient {
   static start(init: WorkerInit, onSignal: (mailboxId: number, modseq: number) => void): Promise<WorkerClient> {
     const fromSource = import.meta.url.endsWith('.ts');
     const entry = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
-    // From sources the worker registers tsx itself: it must not also inherit a parent's `--import tsx`
-    // (the test runner's), which would register the loader twice in one thread.
     const worker = fromSource
-      ? new Worker(new URL('./tsx-worker.mjs', import.meta.url), { workerData: { ...init, entry: entry.href }, execArgv: [] })
+      ? new Worker(new URL('./tsx-worker.mjs', import.meta.url), { workerData: { ...init, entry: entry.href } })
       : new Worker(entry, { workerData: init });
     const client = new WorkerClient(worker);
     return new Promise((resolve, reject) => {
