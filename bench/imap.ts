@@ -13,7 +13,8 @@
  * both see the same moments of a shared machine, and report the median; the long rows the median of 3.
  * Env: BENCH_IMAP_SCALE (default 1 = the issue's counts; 0.1 while iterating), BENCH_IMAP_DOVECOT=0 skips
  * Dovecot, BENCH_IMAP_ONLY=select,fetch runs only those rows (login select fetch subject body bodies mixed
- * idle pop3), BENCH_IMAP_PROF=DIR writes Cartero's CPU profile there. Loopback only; every loop is
+ * idle pop3), BENCH_IMAP_SAMPLES=N takes N samples of the short rows, BENCH_IMAP_PROF=DIR writes
+ * Cartero's CPU profile there. Loopback only; every loop is
  * bounded in count and time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -42,7 +43,7 @@ const MIX_MS = Math.max(5_000, Math.round(30_000 * Math.min(1, SCALE)));
 const IDLE_FOLDER_MESSAGES = 20;
 const RUNS = 3;
 /** samples of the short rows (login, SELECT, FETCH): cheap, and the noise of a shared machine needs more */
-const QUICK_RUNS = 7;
+const QUICK_RUNS = Number(process.env.BENCH_IMAP_SAMPLES ?? 7);
 const PORTS = { cartero: { imap: 21143, pop3: 21110 }, dovecot: { imap: 31143, pop3: 31110 } };
 const USER = 'bench@example.test';
 const POP_USER = 'pop@example.test';

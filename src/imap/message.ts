@@ -82,17 +82,21 @@ export async function loadMessage(
 /**
  * Splits ascending view indexes into batches of at most `maxCount` messages and about `maxBytes` of
  * content (a single larger message is a batch of its own), using the sizes the view already knows.
+ * With `firstCount`, batches start that small and double up to `maxCount`: the client gets its first
+ * bytes after a short read, and the larger reads that follow overlap with writing the earlier ones.
  */
-export function batchesOf(indexes: readonly number[], sizes: readonly number[], maxCount: number, maxBytes: number): number[][] {
+export function batchesOf(indexes: readonly number[], sizes: readonly number[], maxCount: number, maxBytes: number, firstCount = maxCount): number[][] {
   const out: number[][] = [];
   let cur: number[] = [];
   let bytes = 0;
+  let count = Math.min(firstCount, maxCount);
   for (const i of indexes) {
     const size = sizes[i] ?? 0;
-    if (cur.length > 0 && (cur.length >= maxCount || bytes + size > maxBytes)) {
+    if (cur.length > 0 && (cur.length >= count || bytes + size > maxBytes)) {
       out.push(cur);
       cur = [];
       bytes = 0;
+      count = Math.min(count * 2, maxCount);
     }
     cur.push(i);
     bytes += size;

@@ -18,6 +18,8 @@ import { bad, no, ok, type CommandHandler, type SessionContext, type Tagged } fr
 import type { MailboxView } from '../view.js';
 
 const BATCH = 200;
+/** messages in the first batch of a body FETCH (batches then double up to BATCH) */
+const FIRST_BATCH = 25;
 /** bytes of message content held at once by one FETCH */
 const BATCH_BYTES = 4 * 1024 * 1024;
 const FLUSH_AT = 256 * 1024;
@@ -58,7 +60,7 @@ function fetcher(byUid: boolean): CommandHandler {
       await fetchMeta(ctx, view, indexes, plan.items);
       return ok(`${byUid ? 'UID FETCH' : 'FETCH'} completed`);
     }
-    const batches = plan.content ? batchesOf(indexes, view.sizes, BATCH, BATCH_BYTES) : batchesOf(indexes, [], BATCH, 0);
+    const batches = plan.content ? batchesOf(indexes, view.sizes, BATCH, BATCH_BYTES, FIRST_BATCH) : batchesOf(indexes, [], BATCH, 0);
     // read-ahead: the next batch is read from the store while this one is written to the client (not when
     // reading sets \Seen: a client that goes away must not leave a batch it never got marked as read)
     const readAhead = !plan.setsSeen;
