@@ -66,7 +66,7 @@ function failureOf(err: unknown, recipient: string): AgentResult {
   const text = err instanceof Error ? err.message : String(err);
   if (isStoreError(err, 'over_quota')) return { outcome: 'deferred', reason: `452 4.2.2 <${recipient}>: Mailbox full` };
   if (isStoreError(err, 'not_found')) return { outcome: 'deferred', reason: `451 4.3.0 mailbox vanished during delivery: ${text}` };
-  return { outcome: 'deferred', reason: `451 4.3.0 mailbox store: ${text}` };
+  return { outcome: 'deferred', reason: `451 4.3.0 mailbox store: ${text}`, storeTrouble: isStoreError(err, 'unavailable') };
 }
 
 export function createLocalAgent(options: LocalAgentOptions): DeliveryAgent {

@@ -20,6 +20,11 @@ export interface AgentResult {
   outcome: 'done' | 'deferred' | 'failed';
   /** for the log line, `postqueue -p` and DSNs, e.g. "delivered to mailbox" or "452 4.2.2 <x>: Mailbox full" */
   reason: string;
+  /**
+   * deferred by trouble of our own store, which says nothing about the recipient: retried after a short
+   * wait (STORE_RETRY_MS) instead of the backoff, so mail caught in a database outage moves on soon after
+   */
+  storeTrouble?: boolean;
 }
 
 export interface DeliveryAgent {

@@ -4,7 +4,8 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { createLocalAgent } from '../delivery/local.js';
 import { provisionAccount } from '../directory/accounts.js';
 import type { DeliveryAgent } from './agent.js';
-import { localDomainRouter, QueueScheduler } from './scheduler.js';
+import { StoreError, type Store } from '../store/index.js';
+import { localDomainRouter, QueueScheduler, STORE_RETRY_MS } from './scheduler.js';
 import { buildPipeline, captureLogger, inboxTexts, ManualClock, message, openTestStore, type TestStore } from './testing.js';
 
 // each test gets its own store, so queue entries of one test never show up in another's lease
@@ -89,6 +90,33 @@ describe('scheduler', () => {
     clock.advance(1 * S);
     assert.equal(await p.scheduler.runOnce(), 1);
     assert.equal((await inboxTexts(t.store, 'tiny@example.test')).length, 1);
+    assert.equal(await t.store.queue.get(queueId), null);
+  });
+
+  test('a delivery deferred by trouble of our own store is retried after STORE_RETRY_MS, not the backoff', async () => {
+    const clock = new ManualClock();
+    const { logger, lines } = captureLogger();
+    const p = buildPipeline(t.store, clock, logger, { domains: ['example.test'] });
+    const t0 = clock.now();
+    const { queueId } = await p.commit(envelope(['bob@example.test']), message('outage'));
+    // the real local agent on a store whose mailbox writes fail as during a database outage
+    let down = true;
+    const messages = t.store.messages;
+    const flaky: Store = {
+      ...t.store,
+      messages: { ...messages, append: (...a) => (down ? Promise.reject(new StoreError('unavailable', 'database is down')) : messages.append(...a)) },
+    };
+    const scheduler = new QueueScheduler({
+      store: t.store, logger, clock, router: localDomainRouter(p.domains), local: createLocalAgent({ store: flaky, delimiters: '+' }), owner: 'outage',
+      concurrency: 1, leaseMs: 60 * S, pollIntervalMs: 1000, backoff: { minimalMs: 300 * S, maximalMs: 4000 * S, lifetimeMs: 86_400 * S },
+    });
+    assert.equal(await scheduler.runOnce(), 1);
+    assert.equal((await t.store.queue.get(queueId))?.dueAt, t0 + STORE_RETRY_MS);
+    assert.match(String(lines.find((l) => l.queue_id === queueId && l.status === 'deferred')?.reason), /^451 4\.3\.0 mailbox store: .*database is down/);
+    down = false;
+    clock.advance(STORE_RETRY_MS);
+    assert.equal(await scheduler.runOnce(), 1);
+    assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, 1);
     assert.equal(await t.store.queue.get(queueId), null);
   });
 

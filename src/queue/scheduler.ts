@@ -35,6 +35,9 @@ export interface BatchAgent {
   deliver(job: BatchJob): Promise<BatchResult>;
 }
 
+/** The wait before retrying a recipient deferred by our own store's trouble (AgentResult.storeTrouble). */
+export const STORE_RETRY_MS = 10_000;
+
 export const NO_REMOTE_AGENT = '451 4.3.5 remote delivery is not configured on this node';
 
 /** The agent's destination string of a remote transport: smtp:domain, smtp:[host]:port, lmtp:[host]:port, lmtp:unix:/path. */
@@ -293,7 +296,7 @@ export class QueueScheduler {
       const content = await ctx.content();
       result = await agent.deliver({ queueId: ctx.entry.id, sender: ctx.entry.sender, recipient: r.address, content, now: this.clock.now() });
     } catch (err) {
-      result = { outcome: 'deferred', reason: `451 4.3.0 ${errorText(err)}` };
+      result = { outcome: 'deferred', reason: `451 4.3.0 ${errorText(err)}`, storeTrouble: isStoreError(err, 'unavailable') };
     }
     return { ...this.finish(ctx, r, agent.relay, result), handoff: 'mailbox' };
   }
@@ -314,7 +317,7 @@ export class QueueScheduler {
       batch = await this.o.remote!.deliver(job);
     } catch (err) {
       const reason = `451 4.3.0 ${errorText(err)}`;
-      return rcpts.map((r) => this.finish(ctx, r, 'none', { outcome: 'deferred', reason }));
+      return rcpts.map((r) => this.finish(ctx, r, 'none', { outcome: 'deferred', reason, storeTrouble: isStoreError(err, 'unavailable') }));
     }
     return rcpts.map((r) => {
       const result = batch.results.get(r.address) ?? { outcome: 'deferred' as const, reason: '451 4.3.0 no result from the delivery agent' };
@@ -354,7 +357,8 @@ export class QueueScheduler {
       reason = `message expired after ${Math.round((now - entry.receivedAt) / 1000)}s in the queue: ${reason}`;
       outcome = { recipientId: r.id, outcome: 'failed', reason };
     } else if (result.outcome === 'deferred') {
-      outcome = { recipientId: r.id, outcome: 'deferred', reason, retryAt: retryAt(entry.receivedAt, now, backoff) };
+      const at = retryAt(entry.receivedAt, now, backoff);
+      outcome = { recipientId: r.id, outcome: 'deferred', reason, retryAt: result.storeTrouble ? Math.min(at, now + STORE_RETRY_MS) : at };
     } else {
       outcome = { recipientId: r.id, outcome: result.outcome, reason };
     }
