@@ -98,3 +98,18 @@ test('an unavailable store defers instead of throwing', async () => {
   assert.match(result.reason, /^451 4\.3\.0 /);
   await other.cleanup().catch(() => undefined); // closing twice may throw; the directory is removed anyway
 });
+
+test('an account removed right after a delivery: the next one within the second is deferred, later ones fail 5.1.1', async () => {
+  await provisionAccount(t.store, 'leaving@example.test', null);
+  const agent = createLocalAgent({ store: t.store, delimiters: '+' });
+  assert.equal((await agent.deliver(job('leaving@example.test', { queueId: 'L1' }))).outcome, 'done');
+  await t.store.directory.removeAccount('leaving@example.test');
+  // its INBOX id is still remembered: the append finds no mailbox and the delivery waits, nothing misfiled
+  const soon = await agent.deliver(job('leaving@example.test', { queueId: 'L2' }));
+  assert.equal(soon.outcome, 'deferred');
+  assert.match(soon.reason, /^451 4\.3\.0 mailbox vanished/);
+  assert.deepEqual(await agent.deliver(job('leaving@example.test', { queueId: 'L3' })), {
+    outcome: 'failed',
+    reason: '550 5.1.1 <leaving@example.test>: user unknown in virtual mailbox table',
+  });
+});

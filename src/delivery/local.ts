@@ -69,25 +69,57 @@ function failureOf(err: unknown, recipient: string): AgentResult {
   return { outcome: 'deferred', reason: `451 4.3.0 mailbox store: ${text}`, storeTrouble: isStoreError(err, 'unavailable') };
 }
 
+/**
+ * Recipient → INBOX id, remembered for a second: a burst of mail to one user then costs one lookup, not
+ * two store round trips per message. Stale only if the account or its INBOX is removed within that
+ * second, and then the append fails (not_found) and the delivery is deferred, never misfiled.
+ */
+class InboxCache {
+  private readonly map = new Map<string, { id: number; at: number }>();
+  constructor(private readonly ttlMs = 1000, private readonly maxEntries = 10_000) {}
+
+  get(recipient: string, now: number): number | undefined {
+    const e = this.map.get(recipient);
+    if (e && now - e.at < this.ttlMs && now >= e.at) return e.id;
+    if (e) this.map.delete(recipient);
+    return undefined;
+  }
+
+  forget(recipient: string): void {
+    this.map.delete(recipient);
+  }
+
+  set(recipient: string, id: number, now: number): void {
+    if (this.map.size >= this.maxEntries) this.map.clear();
+    this.map.set(recipient, { id, at: now });
+  }
+}
+
 export function createLocalAgent(options: LocalAgentOptions): DeliveryAgent {
   const { store, delimiters } = options;
+  const inboxes = new InboxCache();
   return {
     relay: 'local',
     async deliver(job: DeliveryJob): Promise<AgentResult> {
       try {
-        const account = await findAccount(store, job.recipient, delimiters);
-        if (!account) return { outcome: 'failed', reason: `550 5.1.1 <${job.recipient}>: user unknown in virtual mailbox table` };
-        const inbox = await inboxOf(store, account);
+        let inboxId = inboxes.get(job.recipient, job.now);
+        if (inboxId === undefined) {
+          const account = await findAccount(store, job.recipient, delimiters);
+          if (!account) return { outcome: 'failed', reason: `550 5.1.1 <${job.recipient}>: user unknown in virtual mailbox table` };
+          inboxId = (await inboxOf(store, account)).id;
+          inboxes.set(job.recipient, inboxId, job.now);
+        }
         const content = withDeliveryHeaders(job.content, job.sender, job.recipient);
         const structure = structureOf(content);
         const result = await store.messages.append(
-          inbox.id,
+          inboxId,
           { content, idempotencyKey: `${job.queueId}:${job.recipient}`, ...(structure === undefined ? {} : { structure }) },
           job.now,
         );
         const reason = result.duplicate ? 'delivered to mailbox (already there: duplicate suppressed)' : 'delivered to mailbox';
         return { outcome: 'done', reason };
       } catch (err) {
+        inboxes.forget(job.recipient);
         return failureOf(err, job.recipient);
       }
     },

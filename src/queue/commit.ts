@@ -19,8 +19,8 @@ import { clientQueueId, receiptsFor } from './receipts.js';
 export interface CommitOptions extends ExpandOptions {
   clock: Clock;
   logger: Logger;
-  /** called after each successful commit (the scheduler's kick) */
-  onCommitted?: (queueId: string) => void;
+  /** called after each commit that queued something, with the bytes stored (the scheduler's kick) */
+  onCommitted?: (queueId: string, content: Buffer) => void;
   /** canonical maps and masquerading; absent or null: addresses are committed as received */
   rewriting?: CommitRewriting | null;
 }
@@ -126,7 +126,7 @@ export function createCommit(options: CommitOptions): CommitFn {
       },
       `${id}: from=<${sender}>, size=${content.length}, nrcpt=${nrcpt} (queue active)`,
     );
-    options.onCommitted?.(id);
+    options.onCommitted?.(id, content);
     return { queueId: id };
   };
 }

@@ -120,6 +120,31 @@ describe('scheduler', () => {
     assert.equal(await t.store.queue.get(queueId), null);
   });
 
+  test('the first attempt uses the bytes the commit stored; a retry reads them from the store', async () => {
+    const clock = new ManualClock();
+    const { logger } = captureLogger();
+    let reads = 0;
+    const queue = t.store.queue;
+    const counted: Store = { ...t.store, queue: { ...queue, content: (id) => (reads++, queue.content(id)) } };
+    const p = buildPipeline(counted, clock, logger, { domains: ['example.test'] });
+    await p.commit(envelope(['bob@example.test']), message('fresh'));
+    assert.equal(await p.scheduler.runOnce(), 1);
+    assert.equal(reads, 0);
+    assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, 1);
+
+    const { queueId } = await p.commit(envelope(['tiny@example.test']), message('too big for the quota'));
+    assert.equal(await p.scheduler.runOnce(), 1);
+    assert.equal(reads, 0, 'deferred on its first attempt, from memory');
+    await t.store.directory.setQuota('tiny@example.test', 1_000_000);
+    clock.advance(300 * S);
+    assert.equal(await p.scheduler.runOnce(), 1);
+    assert.equal(reads, 1, 'the retry read the store');
+    assert.equal(await t.store.queue.get(queueId), null);
+    assert.deepEqual(await inboxTexts(t.store, 'tiny@example.test'), [
+      `Return-Path: <alice@sender.test>\r\nDelivered-To: tiny@example.test\r\n${message('too big for the quota').toString()}`,
+    ]);
+  });
+
   test('retry backoff doubles from minimal_backoff up to maximal_backoff; expiry at the queue lifetime', async () => {
     const clock = new ManualClock();
     const { logger, lines } = captureLogger();

@@ -16,6 +16,7 @@ import { systemClock } from '../store/api.js';
 import { isStoreError } from '../store/index.js';
 import type { AgentResult, DeliveryAgent } from './agent.js';
 import { expired, retryAt, type BackoffSettings } from './backoff.js';
+import type { FreshContent } from './fresh-content.js';
 import type { DsnNotifier, NoticeResult } from './dsn-notify.js';
 import { originalRecipients, readExpansion } from './meta.js';
 
@@ -62,6 +63,8 @@ export interface SchedulerOptions {
   notifier?: DsnNotifier | null;
   /** called with each remote transport before its batch is handed over (relayhost AUTH/TLS lookup) */
   onRemoteTransport?: (destination: string, transport: Extract<Transport, { kind: 'smtp' | 'lmtp' }>) => void;
+  /** bytes of entries just committed on this node, used for their first attempt instead of a store read */
+  fresh?: FreshContent | null;
   /** lease owner name shown by the admin view, e.g. "<hostname>:<pid>" */
   owner: string;
   /** deliveries at once, and entries leased at once */
@@ -235,7 +238,8 @@ export class QueueScheduler {
 
   private async deliverEntry(entry: QueueEntry): Promise<{ finished: Finished[]; hold: boolean; content: () => Promise<Buffer> }> {
     const expansion = readExpansion(entry.meta);
-    let content: Promise<Buffer> | null = null;
+    const kept = this.o.fresh?.take(entry.id);
+    let content: Promise<Buffer> | null = kept ? Promise.resolve(kept) : null;
     const ctx: EntryContext = {
       entry,
       origTo: originalRecipients(expansion),

@@ -12,6 +12,7 @@ import type { BackoffSettings } from './backoff.js';
 import type { VirtualAliasOptions } from '../routing/virtual.js';
 import { createCommit, type CommitFn, type CommitRewriting } from './commit.js';
 import { createDsnNotifier } from './dsn-notify.js';
+import { FreshContent } from './fresh-content.js';
 import { localDomainRouter, QueueScheduler, type BatchAgent, type Router, type SchedulerOptions } from './scheduler.js';
 
 export interface QueueWiring {
@@ -47,10 +48,12 @@ export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueS
   const notifier = w.dsn
     ? createDsnNotifier({ commit: (e, c) => commitLater(e, c), logger, hostname: w.dsn.hostname, backoff: w.backoff, delayWarningMs: w.dsn.delayWarningMs, returnLimit: w.dsn.returnLimit, bounceLifetimeMs: w.dsn.bounceLifetimeMs, doubleBounceRecipient: w.dsn.doubleBounceRecipient })
     : null;
+  const fresh = new FreshContent(clock);
   const scheduler = new QueueScheduler({
     store,
     logger,
     clock,
+    fresh,
     router: w.router ?? localDomainRouter(domains),
     local,
     remote: w.remote ?? null,
@@ -70,7 +73,10 @@ export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueS
     expansionLimit: w.expansionLimit,
     clock,
     logger,
-    onCommitted: () => scheduler.kick(),
+    onCommitted: (id, content) => {
+      fresh.offer(id, content);
+      scheduler.kick();
+    },
     virtual: w.virtual ?? null,
     rewriting: w.rewriting ?? null,
   });
