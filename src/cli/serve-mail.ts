@@ -17,6 +17,7 @@ import { createAuthenticator } from '../auth/authenticate.js';
 import type { Logger } from '../log/logger.js';
 import { LocalDomains } from '../policy/domains.js';
 import { createNetworkMatcher } from '../policy/mynetworks.js';
+import { cachedLocalLookup, DEFAULT_LOOKUP_CACHE_MS } from '../policy/lookup.js';
 import { createRecipientPolicy } from '../policy/recipients.js';
 import { createSenderPolicy } from '../policy/sender.js';
 import { wireQueue } from '../queue/wiring.js';
@@ -114,6 +115,8 @@ export async function startMailServices(options: MailServicesOptions): Promise<M
   const slotStore = store.cluster.destinationSlots;
   const sharedSlots = slotStore ? new ClusterSlotGate({ store: slotStore, owner: `${config.hostname}:${process.pid}`, logger, leaseMs: d.lease_seconds * 1000 }) : null;
   const remote = createRemoteAgent(config, logger, sharedSlots);
+  // one short-lived directory cache for the RCPT check and the commit's expansion of the same address
+  const lookup = cachedLocalLookup(store, delimiters, DEFAULT_LOOKUP_CACHE_MS, clock);
   const { commit, scheduler, local } = wireQueue({
     store,
     logger,
@@ -131,6 +134,7 @@ export async function startMailServices(options: MailServicesOptions): Promise<M
     remote: remote.agent,
     onRemoteTransport: remote.onRemoteTransport,
     virtual,
+    lookup,
     rewriting: rewriter ? { rewriter, headersFor: headerRewritePolicy(config.local_header_rewrite_clients, trusted) } : null,
     dsn: {
       hostname: config.hostname,
@@ -141,7 +145,7 @@ export async function startMailServices(options: MailServicesOptions): Promise<M
     },
   });
   const services: SmtpServices = {
-    checkRecipient: createRecipientPolicy({ store, domains, delimiters, virtual }),
+    checkRecipient: createRecipientPolicy({ store, domains, delimiters, virtual, lookup }),
     checkSender: createSenderPolicy({ store, delimiters, recursionLimit: d.virtual_alias_recursion_limit }),
     authenticate: createAuthenticator(store),
     commit,

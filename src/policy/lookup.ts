@@ -4,7 +4,7 @@
  * alias (`@domain`). Never follows alias targets (queue/expand.ts does) and never looks up a local
  * part with routing syntax: that is an unknown user. Store errors other than `invalid` propagate.
  */
-import type { Account, Alias, Store } from '../store/index.js';
+import type { Account, Alias, Clock, Store } from '../store/index.js';
 import { isStoreError } from '../store/index.js';
 import { isPlainLocalPart, localKey, stripSubaddress } from './address.js';
 
@@ -41,4 +41,36 @@ export async function lookupLocal(store: Store, local: string, domain: string, d
   const catchAll = await orNullOnInvalid(store.directory.getAlias(`@${domain}`));
   if (catchAll) return { kind: 'alias', alias: catchAll, via: 'catch-all' };
   return { kind: 'unknown' };
+}
+
+export type LocalLookup = (local: string, domain: string) => Promise<LocalTarget>;
+
+/** Measured on the embedded store: an uncached lookup is a round trip to the reader worker per RCPT. */
+export const DEFAULT_LOOKUP_CACHE_MS = 1000;
+/** beyond this many cached addresses the cache starts over (a dictionary attack cannot grow it) */
+const MAX_CACHED = 10_000;
+
+/**
+ * lookupLocal with found accounts and aliases reused for `ms`: the RCPT check and the commit's alias
+ * expansion of the same recipient a moment later share one store lookup. Only hits are kept: a new
+ * account is found at once; a removed one may still be found for `ms` (its delivery then fails, as
+ * with any race against removal). `ms` 0: ask the store every time.
+ */
+export function cachedLocalLookup(store: Store, delimiters: string, ms: number, clock: Clock): LocalLookup {
+  const hits = new Map<string, { target: LocalTarget; until: number }>();
+  return async (local, domain) => {
+    if (ms <= 0) return lookupLocal(store, local, domain, delimiters);
+    const key = `${local}\0${domain}`;
+    const now = clock.now();
+    const hit = hits.get(key);
+    if (hit && hit.until > now) return hit.target;
+    const target = await lookupLocal(store, local, domain, delimiters);
+    if (target.kind === 'unknown') {
+      hits.delete(key);
+      return target;
+    }
+    if (hits.size >= MAX_CACHED) hits.clear();
+    hits.set(key, { target, until: now + ms });
+    return target;
+  };
 }

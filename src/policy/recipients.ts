@@ -3,14 +3,14 @@
  * known recipients (account, alias, subaddress, catch-all), relay_domains accept from anyone, any other
  * destination needs mynetworks or AUTH. Routing syntax in an address is never honoured: it is an unknown
  * user in a local domain and a foreign destination otherwise. Found accounts and aliases are reused
- * for a second (TargetCache). Store errors propagate (the session answers 451 4.3.0); never writes.
+ * for a second (lookup.ts cachedLocalLookup). Store errors propagate (the session answers 451 4.3.0); never writes.
  */
 import type { RecipientQuery, RecipientVerdict } from '../smtp/services.js';
 import type { Account, Clock, Store } from '../store/index.js';
 import { systemClock } from '../store/api.js';
 import { splitAddress } from './address.js';
 import type { LocalDomains } from './domains.js';
-import { lookupLocal, type LocalTarget } from './lookup.js';
+import { cachedLocalLookup, DEFAULT_LOOKUP_CACHE_MS, type LocalLookup } from './lookup.js';
 import { virtualRecipientVerdict, type VirtualAliasOptions } from '../routing/virtual.js';
 
 export interface RecipientPolicyOptions {
@@ -27,35 +27,8 @@ export interface RecipientPolicyOptions {
    */
   lookupCacheMs?: number;
   clock?: Clock;
-}
-
-/** Measured on the embedded store: an uncached lookup is a round trip to the reader worker per RCPT. */
-export const DEFAULT_LOOKUP_CACHE_MS = 1000;
-/** beyond this many cached addresses the cache starts over (a dictionary attack cannot grow it) */
-const MAX_CACHED = 10_000;
-
-/** Found local targets by address for a short time: the busy RCPT path of repeated recipients. */
-class TargetCache {
-  private readonly hits = new Map<string, { target: LocalTarget; until: number }>();
-  constructor(
-    private readonly ms: number,
-    private readonly clock: Clock,
-  ) {}
-
-  async get(key: string, lookup: () => Promise<LocalTarget>): Promise<LocalTarget> {
-    if (this.ms <= 0) return lookup();
-    const now = this.clock.now();
-    const hit = this.hits.get(key);
-    if (hit && hit.until > now) return hit.target;
-    const target = await lookup();
-    if (target.kind === 'unknown') {
-      this.hits.delete(key);
-      return target;
-    }
-    if (this.hits.size >= MAX_CACHED) this.hits.clear();
-    this.hits.set(key, { target, until: now + this.ms });
-    return target;
-  }
+  /** the lookup to use, shared with the commit's expansion (serve-mail.ts); default: its own cache */
+  lookup?: LocalLookup;
 }
 
 export type RecipientPolicy = (query: RecipientQuery) => Promise<RecipientVerdict>;
@@ -73,7 +46,7 @@ async function quotaExceeded(store: Store, account: Account): Promise<boolean> {
 
 export function createRecipientPolicy(options: RecipientPolicyOptions): RecipientPolicy {
   const { store, domains, delimiters } = options;
-  const cache = new TargetCache(options.lookupCacheMs ?? DEFAULT_LOOKUP_CACHE_MS, options.clock ?? systemClock);
+  const lookup = options.lookup ?? cachedLocalLookup(store, delimiters, options.lookupCacheMs ?? DEFAULT_LOOKUP_CACHE_MS, options.clock ?? systemClock);
   return async ({ client, recipient }) => {
     const split = splitAddress(recipient);
     if (!split || split.local === '') {
@@ -87,7 +60,7 @@ export function createRecipientPolicy(options: RecipientPolicyOptions): Recipien
     }
     if (domains.isRelay(split.domain)) return { action: 'accept', kind: 'relay' };
     if (await domains.isLocal(split.domain)) {
-      const target = await cache.get(`${split.local}\0${split.domain}`, () => lookupLocal(store, split.local, split.domain, delimiters));
+      const target = await lookup(split.local, split.domain);
       if (target.kind === 'unknown') return unknownUser(recipient);
       if (target.kind === 'account' && (await quotaExceeded(store, target.account))) {
         return reject(452, '4.2.2', `<${recipient}>: Mailbox full`);

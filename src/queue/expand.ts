@@ -10,7 +10,7 @@ import type { EnvelopeRecipient } from '../smtp/services.js';
 import type { QueueRecipientInput, Store } from '../store/index.js';
 import { isPlainLocalPart, localKey, recipientKey, splitAddress } from '../policy/address.js';
 import type { LocalDomains } from '../policy/domains.js';
-import { lookupLocal } from '../policy/lookup.js';
+import { lookupLocal, type LocalLookup } from '../policy/lookup.js';
 import { virtualStep, type VirtualAliasOptions } from '../routing/virtual.js';
 import type { ExpansionRecord } from './meta.js';
 
@@ -24,6 +24,8 @@ export interface ExpandOptions {
   expansionLimit: number;
   /** virtual_alias_maps, searched before the directory; absent: the directory only */
   virtual?: VirtualAliasOptions | null;
+  /** the directory step, shared with the RCPT check (policy/lookup.ts); absent: lookupLocal uncached */
+  lookup?: LocalLookup | null;
 }
 
 export interface Expansion extends ExpansionRecord {
@@ -90,7 +92,7 @@ async function visit(address: string, path: string[], out: Final[], o: ExpandOpt
     out.push({ address, failure: null });
     return;
   }
-  const target = await lookupLocal(o.store, split.local, split.domain, o.delimiters);
+  const target = o.lookup ? await o.lookup(split.local, split.domain) : await lookupLocal(o.store, split.local, split.domain, o.delimiters);
   if (target.kind === 'account') {
     out.push({ address: target.account.address, failure: null });
   } else if (target.kind === 'unknown') {

@@ -7,6 +7,7 @@ import { createLocalAgent } from '../delivery/local.js';
 import type { Logger } from '../log/logger.js';
 import type { DeliveryAgent } from './agent.js';
 import type { LocalDomains } from '../policy/domains.js';
+import type { LocalLookup } from '../policy/lookup.js';
 import type { Clock, Store } from '../store/index.js';
 import type { BackoffSettings } from './backoff.js';
 import type { VirtualAliasOptions } from '../routing/virtual.js';
@@ -35,6 +36,8 @@ export interface QueueWiring {
   remote?: BatchAgent | null;
   onRemoteTransport?: SchedulerOptions['onRemoteTransport'];
   virtual?: VirtualAliasOptions | null;
+  /** the directory lookup shared with the RCPT check */
+  lookup?: LocalLookup | null;
   rewriting?: CommitRewriting | null;
   /** bounces and other DSNs; absent: failures are only logged */
   dsn?: { hostname: string; delayWarningMs: number; returnLimit: number; bounceLifetimeMs: number; doubleBounceRecipient: string } | null;
@@ -78,6 +81,7 @@ export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueS
       scheduler.kick();
     },
     virtual: w.virtual ?? null,
+    lookup: w.lookup ?? null,
     rewriting: w.rewriting ?? null,
   });
   commitLater = commit;
