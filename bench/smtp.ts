@@ -160,7 +160,7 @@ async function startCartero(dir: string): Promise<CarteroNode> {
       'imap: { listen: [] }',
       'pop3: { listen: [] }',
       'lmtp: { listen: [] }',
-      'log: { level: info, format: json, stats_interval: 1 }',
+      `log: { level: ${process.env.BENCH_SMTP_LOG ?? 'info'}, format: json, stats_interval: 1 }`,
       '',
     ].join('\n'),
   );

@@ -5,6 +5,7 @@
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogSettings } from '../config/schema.js';
+import { stdoutSink } from './stdout-sink.js';
 
 export type { Logger } from 'pino';
 
@@ -22,24 +23,17 @@ export interface LogFields {
 }
 
 export interface LoggerOptions {
-  /** where lines go; default stdout, written asynchronously */
-  destination?: { write(line: string): unknown };
-}
-
-/**
- * Stdout written asynchronously: a synchronous write per line (Node's behaviour for files and pipes)
- * costs the event loop a system call per event under load, and a slow reader of a pipe would stall
- * every session. Lines written while a write is in flight go out together. Call `logger.flush()`
- * before exiting.
- */
-function asyncStdout(): { write(line: string): unknown } {
-  return pino.destination({ dest: 1, sync: false });
+  /** where lines go; default stdout (stdout-sink.ts) */
+  destination?: { write(line: string): unknown; flush?(cb: (err?: Error) => void): void };
 }
 
 export function createLogger(settings: Pick<LogSettings, 'level' | 'format'>, options: LoggerOptions = {}): Logger {
-  const out = options.destination ?? asyncStdout();
-  const dest: DestinationStream =
-    settings.format === 'text' ? textDestination(out) : { write: (line: string) => void out.write(line) };
+  const out = options.destination ?? stdoutSink();
+  const dest: DestinationStream & { flush(cb: (err?: Error) => void): void } = {
+    write: settings.format === 'text' ? (line: string) => void out.write(formatTextLine(line)) : (line: string) => void out.write(line),
+    // pino's logger.flush() reaches the sink only through this: without it, lines still pending at exit were lost
+    flush: (cb) => (out.flush ? out.flush(cb) : cb()),
+  };
   return pino(
     {
       level: settings.level,
@@ -51,15 +45,7 @@ export function createLogger(settings: Pick<LogSettings, 'level' | 'format'>, op
   );
 }
 
-/** A destination turning pino's JSON lines into `<iso time> <level> <msg> key=value ...`. */
-export function textDestination(out: { write(line: string): unknown }): DestinationStream {
-  return {
-    write(line: string): void {
-      out.write(formatTextLine(line));
-    },
-  };
-}
-
+/** pino's JSON line as `<iso time> <level> <msg> key=value ...` (log.format: text). */
 export function formatTextLine(jsonLine: string): string {
   let record: Record<string, unknown>;
   try {
