@@ -161,7 +161,7 @@ export async function startMailServices(options: MailServicesOptions): Promise<M
       return ids.length;
     },
   };
-  const lmtpServices = createLmtpServices({ store, domains, delimiters, local, commit, clock, logger });
+  const lmtpServices = createLmtpServices({ store, domains, delimiters, local, commit, clock, logger, lookup });
   const close = async (): Promise<void> => {
     await maps.close(); // stops watching store tables
     await remote.agent.close();

@@ -14,7 +14,7 @@
 import type { Logger } from '../log/logger.js';
 import { splitAddress } from '../policy/address.js';
 import type { LocalDomains } from '../policy/domains.js';
-import { lookupLocal } from '../policy/lookup.js';
+import { lookupLocal, type LocalLookup } from '../policy/lookup.js';
 import { unknownUser } from '../policy/recipients.js';
 import type { CommitFn } from '../queue/commit.js';
 import { clientContentDigest, clientQueueId } from '../queue/receipts.js';
@@ -32,6 +32,8 @@ export interface LmtpServicesOptions {
   commit: CommitFn;
   clock: Clock;
   logger: Logger;
+  /** the directory step, shared with SMTP's RCPT check and the commit (serve-mail.ts); absent: uncached */
+  lookup?: LocalLookup;
 }
 
 const REPLY = /^([245]\d\d) ([245]\.\d{1,3}\.\d{1,3}) (.*)$/s;
@@ -58,7 +60,8 @@ export function createLmtpServices(o: LmtpServicesOptions): SmtpServices {
   async function kindOf(address: string): Promise<'account' | 'alias' | 'unknown'> {
     const split = splitAddress(address);
     if (!split || !(await domains.isLocal(split.domain))) return 'unknown';
-    const target = await lookupLocal(store, split.local, split.domain, delimiters);
+    // asked at RCPT and again for the message: with the shared lookup the second is answered from memory
+    const target = o.lookup ? await o.lookup(split.local, split.domain) : await lookupLocal(store, split.local, split.domain, delimiters);
     return target.kind;
   }
 

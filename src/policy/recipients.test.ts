@@ -4,6 +4,8 @@ import { provisionAccount } from '../directory/accounts.js';
 import { openTestStore, ManualClock, type TestStore } from '../queue/testing.js';
 import type { ClientInfo, RecipientVerdict } from '../smtp/services.js';
 import { LocalDomains } from './domains.js';
+import { cachedLocalLookup } from './lookup.js';
+import { expandRecipients } from '../queue/expand.js';
 import { createRecipientPolicy, type RecipientPolicy } from './recipients.js';
 
 let t: TestStore;
@@ -180,6 +182,28 @@ describe('lookup cache', () => {
     await provisionAccount(store, 'newcomer@example.test', null);
     assert.equal(await ask('newcomer@example.test'), 'accept local');
     await store.directory.removeAccount('newcomer@example.test');
+  });
+
+  test('the RCPT check and the commit expansion of the same recipient share one lookup', async () => {
+    const { store } = t;
+    const cacheClock = new ManualClock();
+    const domains = new LocalDomains({ store, domains: ['example.test'], relayDomains: [], cacheMs: 0, clock: cacheClock });
+    let lookups = 0;
+    const counting = {
+      ...store,
+      directory: {
+        ...store.directory,
+        getAccount: (a: string) => (lookups++, store.directory.getAccount(a)),
+        getAlias: (a: string) => (lookups++, store.directory.getAlias(a)),
+      },
+    };
+    const lookup = cachedLocalLookup(counting, '+', 1000, cacheClock);
+    const policy = createRecipientPolicy({ store: counting, domains, delimiters: '+', lookup });
+    assert.equal(reply(await policy({ client: untrusted, sender: 'a@b.test', recipient: 'bob@example.test' })), 'accept local');
+    const atRcpt = lookups;
+    const expansion = await expandRecipients([{ address: 'bob@example.test' }], { store: counting, domains, delimiters: '+', recursionLimit: 20, expansionLimit: 1000, lookup });
+    assert.deepEqual(expansion.recipients.map((r) => r.address), ['bob@example.test']);
+    assert.equal(lookups, atRcpt, 'the expansion asked nothing of the store');
   });
 
   test('lookupCacheMs 0 asks the store for every RCPT', async () => {
