@@ -9,11 +9,6 @@ const LF = 0x0a;
 const CR = 0x0d;
 const COLON = 0x3a;
 
-/** Lower-case names of the fields in the header section of `content`. */
-export function headerFieldNames(content: Buffer): Set<string> {
-  return new Set(headerFieldCounts(content).keys());
-}
-
 /** How many times each field (lower-case name) occurs in the header section of `content`. */
 export function headerFieldCounts(content: Buffer): Map<string, number> {
   const names = new Map<string, number>();

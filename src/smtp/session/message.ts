@@ -5,7 +5,7 @@
  * A 250 is queued only after the commit resolved; any failure answers 451 4.3.0 and the transaction is
  * gone either way (the client retries; nothing half-done is acknowledged).
  */
-import { headerFieldCounts, headerFieldNames } from '../proto/headers.js';
+import { headerFieldCounts } from '../proto/headers.js';
 import { reply } from '../proto/reply.js';
 import { receivedHeader, rfc5322Date, withProtocol } from '../proto/trace.js';
 import type { Reply } from '../proto/reply.js';
@@ -18,14 +18,10 @@ function protocolOf(ctx: SessionContext, helo: Helo, tx: Transaction): string {
   return withProtocol({ esmtp: helo.esmtp, tls: ctx.tls, auth: ctx.authUser !== null, utf8: tx.params.smtputf8, lmtp: ctx.settings.lmtp });
 }
 
-/**
- * Header lines we add in front of the client's message. `body` (the message so far) is read only on
- * submission, for the Date:/Message-ID: check; pass a function so other listeners never assemble it.
- */
-export function addedHeaders(ctx: SessionContext, helo: Helo, tx: Transaction, body: Buffer | (() => Buffer), id: string): string {
-  const date = new Date(ctx.clock.now());
+/** Our Received: line (RFC 5321 §4.4) for this transaction. */
+function receivedLine(ctx: SessionContext, helo: Helo, tx: Transaction, id: string, date: Date): string {
   const only = tx.recipients.length === 1 ? (tx.recipients[0]?.address ?? null) : null;
-  let out = receivedHeader({
+  return receivedHeader({
     helo: helo.name,
     clientAddress: ctx.peer.address,
     hostname: ctx.settings.hostname,
@@ -34,11 +30,13 @@ export function addedHeaders(ctx: SessionContext, helo: Helo, tx: Transaction, b
     recipient: only,
     date,
   });
-  if (ctx.settings.submission) {
-    const present = headerFieldNames(typeof body === 'function' ? body() : body);
-    if (!present.has('date')) out += `Date: ${rfc5322Date(date)}\r\n`;
-    if (!present.has('message-id')) out += `Message-ID: <${id}.${ctx.newId()}@${ctx.settings.hostname}>\r\n`;
-  }
+}
+
+/** On submission, the Date: and Message-ID: the client left out (RFC 6409 §8), given the fields present. */
+export function missingSubmissionHeaders(ctx: SessionContext, present: ReadonlyMap<string, number>, id: string, date: Date): string {
+  let out = '';
+  if (!present.has('date')) out += `Date: ${rfc5322Date(date)}\r\n`;
+  if (!present.has('message-id')) out += `Message-ID: <${id}.${ctx.newId()}@${ctx.settings.hostname}>\r\n`;
   return out;
 }
 
@@ -70,12 +68,23 @@ export function envelopeOf(ctx: SessionContext, helo: Helo, tx: Transaction, id:
 /** Commits the transaction and answers; leaves the session in the `ready` phase. */
 export async function commitMessage(ctx: SessionContext, helo: Helo, tx: Transaction): Promise<void> {
   const id = ctx.newId();
-  const added = Buffer.from(addedHeaders(ctx, helo, tx, () => tx.content.toBuffer(), id), 'utf8');
-  // one copy of the message: our headers and the received pieces go into a single new buffer
-  const content = tx.content.toBuffer(added);
-  const envelope = envelopeOf(ctx, helo, tx, id, added.length);
+  const date = new Date(ctx.clock.now());
+  const received = Buffer.from(receivedLine(ctx, helo, tx, id, date), 'utf8');
+  // one copy of the message (our Received: and the pieces read into a single buffer) and one scan of
+  // its header section; a second copy only for a submission that lacks Date: or Message-ID:
+  let content = tx.content.toBuffer(received);
+  const fields = headerFieldCounts(content);
+  let traceBytes = received.length;
+  if (ctx.settings.submission) {
+    const missing = Buffer.from(missingSubmissionHeaders(ctx, fields, id, date), 'utf8');
+    if (missing.length > 0) {
+      content = Buffer.concat([received, missing, content.subarray(received.length)]);
+      traceBytes += missing.length;
+    }
+  }
+  const envelope = envelopeOf(ctx, helo, tx, id, traceBytes);
   ctx.state = { phase: 'ready', helo };
-  const hops = headerFieldCounts(content).get('received') ?? 0;
+  const hops = fields.get('received') ?? 0;
   if (hops > ctx.settings.hopCountLimit) {
     // a loop between MTAs: refused here, the previous hop bounces it once (RFC 5321 §6.3)
     return replyToMessage(ctx, tx, reply(554, '5.4.6', `Error: too many hops (${hops} Received: lines), mail forwarding loop`));
