@@ -11,6 +11,7 @@ import { isPlainLocalPart, localKey, splitAddress, stripSubaddress, headerSafe }
 import type { AgentResult, DeliveryAgent, DeliveryJob } from '../queue/agent.js';
 import type { Account, Mailbox, Store } from '../store/index.js';
 import { isStoreError } from '../store/index.js';
+import { TtlCache } from '../ttl-cache.js';
 
 export interface LocalAgentOptions {
   store: Store;
@@ -69,35 +70,12 @@ function failureOf(err: unknown, recipient: string): AgentResult {
   return { outcome: 'deferred', reason: `451 4.3.0 mailbox store: ${text}`, storeTrouble: isStoreError(err, 'unavailable') };
 }
 
-/**
- * Recipient → INBOX id, remembered for a second: a burst of mail to one user then costs one lookup, not
- * two store round trips per message. Stale only if the account or its INBOX is removed within that
- * second, and then the append fails (not_found) and the delivery is deferred, never misfiled.
- */
-class InboxCache {
-  private readonly map = new Map<string, { id: number; at: number }>();
-  constructor(private readonly ttlMs = 1000, private readonly maxEntries = 10_000) {}
-
-  get(recipient: string, now: number): number | undefined {
-    const e = this.map.get(recipient);
-    if (e && now - e.at < this.ttlMs && now >= e.at) return e.id;
-    if (e) this.map.delete(recipient);
-    return undefined;
-  }
-
-  forget(recipient: string): void {
-    this.map.delete(recipient);
-  }
-
-  set(recipient: string, id: number, now: number): void {
-    if (this.map.size >= this.maxEntries) this.map.clear();
-    this.map.set(recipient, { id, at: now });
-  }
-}
-
 export function createLocalAgent(options: LocalAgentOptions): DeliveryAgent {
   const { store, delimiters } = options;
-  const inboxes = new InboxCache();
+  // Recipient -> INBOX id for a second: a burst of mail to one user costs one lookup, not two store round
+  // trips per message. Stale only if the account or its INBOX is removed within that second, and then
+  // the append fails (not_found) and the delivery is deferred, never misfiled.
+  const inboxes = new TtlCache<number>(1000);
   return {
     relay: 'local',
     async deliver(job: DeliveryJob): Promise<AgentResult> {
@@ -119,7 +97,7 @@ export function createLocalAgent(options: LocalAgentOptions): DeliveryAgent {
         const reason = result.duplicate ? 'delivered to mailbox (already there: duplicate suppressed)' : 'delivered to mailbox';
         return { outcome: 'done', reason };
       } catch (err) {
-        inboxes.forget(job.recipient);
+        inboxes.delete(job.recipient);
         return failureOf(err, job.recipient);
       }
     },

@@ -6,6 +6,7 @@
  */
 import type { Account, Alias, Clock, Store } from '../store/index.js';
 import { isStoreError } from '../store/index.js';
+import { TtlCache } from '../ttl-cache.js';
 import { isPlainLocalPart, localKey, stripSubaddress } from './address.js';
 
 export type LocalTarget =
@@ -47,8 +48,6 @@ export type LocalLookup = (local: string, domain: string) => Promise<LocalTarget
 
 /** Measured on the embedded store: an uncached lookup is a round trip to the reader worker per RCPT. */
 export const DEFAULT_LOOKUP_CACHE_MS = 1000;
-/** beyond this many cached addresses the cache starts over (a dictionary attack cannot grow it) */
-const MAX_CACHED = 10_000;
 
 /**
  * lookupLocal with found accounts and aliases reused for `ms`: the RCPT check and the commit's alias
@@ -57,20 +56,16 @@ const MAX_CACHED = 10_000;
  * with any race against removal). `ms` 0: ask the store every time.
  */
 export function cachedLocalLookup(store: Store, delimiters: string, ms: number, clock: Clock): LocalLookup {
-  const hits = new Map<string, { target: LocalTarget; until: number }>();
+  if (ms <= 0) return (local, domain) => lookupLocal(store, local, domain, delimiters);
+  const hits = new TtlCache<LocalTarget>(ms);
   return async (local, domain) => {
-    if (ms <= 0) return lookupLocal(store, local, domain, delimiters);
     const key = `${local}\0${domain}`;
     const now = clock.now();
-    const hit = hits.get(key);
-    if (hit && hit.until > now) return hit.target;
+    const hit = hits.get(key, now);
+    if (hit) return hit;
     const target = await lookupLocal(store, local, domain, delimiters);
-    if (target.kind === 'unknown') {
-      hits.delete(key);
-      return target;
-    }
-    if (hits.size >= MAX_CACHED) hits.clear();
-    hits.set(key, { target, until: now + ms });
+    if (target.kind === 'unknown') hits.delete(key);
+    else hits.set(key, target, now);
     return target;
   };
 }
