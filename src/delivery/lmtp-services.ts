@@ -14,7 +14,7 @@
 import type { Logger } from '../log/logger.js';
 import { splitAddress } from '../policy/address.js';
 import type { LocalDomains } from '../policy/domains.js';
-import { lookupLocal, type LocalLookup } from '../policy/lookup.js';
+import { directLocalLookup, type LocalLookup } from '../policy/lookup.js';
 import { unknownUser } from '../policy/recipients.js';
 import type { CommitFn } from '../queue/commit.js';
 import { clientContentDigest, clientQueueId } from '../queue/receipts.js';
@@ -56,13 +56,13 @@ export function deliveryId(envelope: Envelope, content: Buffer): string {
 
 export function createLmtpServices(o: LmtpServicesOptions): SmtpServices {
   const { store, domains, delimiters, logger } = o;
+  // asked at RCPT and again for the message: with the shared lookup the second is answered from memory
+  const lookup = o.lookup ?? directLocalLookup(store, delimiters);
 
   async function kindOf(address: string): Promise<'account' | 'alias' | 'unknown'> {
     const split = splitAddress(address);
     if (!split || !(await domains.isLocal(split.domain))) return 'unknown';
-    // asked at RCPT and again for the message: with the shared lookup the second is answered from memory
-    const target = o.lookup ? await o.lookup(split.local, split.domain) : await lookupLocal(store, split.local, split.domain, delimiters);
-    return target.kind;
+    return (await lookup(split.local, split.domain)).kind;
   }
 
   async function file(id: string, sender: string, rcpt: EnvelopeRecipient, content: Buffer): Promise<RecipientReply> {

@@ -46,6 +46,11 @@ export async function lookupLocal(store: Store, local: string, domain: string, d
 
 export type LocalLookup = (local: string, domain: string) => Promise<LocalTarget>;
 
+/** lookupLocal as a LocalLookup, every call asking the store. */
+export function directLocalLookup(store: Store, delimiters: string): LocalLookup {
+  return (local, domain) => lookupLocal(store, local, domain, delimiters);
+}
+
 /** Measured on the embedded store: an uncached lookup is a round trip to the reader worker per RCPT. */
 export const DEFAULT_LOOKUP_CACHE_MS = 1000;
 
@@ -56,7 +61,7 @@ export const DEFAULT_LOOKUP_CACHE_MS = 1000;
  * with any race against removal). `ms` 0: ask the store every time.
  */
 export function cachedLocalLookup(store: Store, delimiters: string, ms: number, clock: Clock): LocalLookup {
-  if (ms <= 0) return (local, domain) => lookupLocal(store, local, domain, delimiters);
+  if (ms <= 0) return directLocalLookup(store, delimiters);
   const hits = new TtlCache<LocalTarget>(ms);
   return async (local, domain) => {
     const key = `${local}\0${domain}`;

@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.js';
 import type { AddressRewriter, HeaderChange } from '../routing/rewrite.js';
 import type { Envelope, EnvelopeRecipient } from '../smtp/services.js';
 import type { Clock } from '../store/index.js';
-import { expandRecipients, type ExpandOptions } from './expand.js';
+import { expandRecipients, withLookup, type ExpandOptions } from './expand.js';
 import { clientQueueId, receiptsFor } from './receipts.js';
 
 export interface CommitOptions extends ExpandOptions {
@@ -92,7 +92,8 @@ function clientOf(meta: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-export function createCommit(options: CommitOptions): CommitFn {
+export function createCommit(commitOptions: CommitOptions): CommitFn {
+  const options = withLookup(commitOptions);
   const { store, clock, logger } = options;
   return async (envelope, received) => {
     const rw = options.rewriting ? await rewrite(envelope, received, options.rewriting) : null;

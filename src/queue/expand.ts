@@ -10,7 +10,7 @@ import type { EnvelopeRecipient } from '../smtp/services.js';
 import type { QueueRecipientInput, Store } from '../store/index.js';
 import { isPlainLocalPart, localKey, recipientKey, splitAddress } from '../policy/address.js';
 import type { LocalDomains } from '../policy/domains.js';
-import { lookupLocal, type LocalLookup } from '../policy/lookup.js';
+import { directLocalLookup, type LocalLookup } from '../policy/lookup.js';
 import { virtualStep, type VirtualAliasOptions } from '../routing/virtual.js';
 import type { ExpansionRecord } from './meta.js';
 
@@ -24,8 +24,16 @@ export interface ExpandOptions {
   expansionLimit: number;
   /** virtual_alias_maps, searched before the directory; absent: the directory only */
   virtual?: VirtualAliasOptions | null;
-  /** the directory step, shared with the RCPT check (policy/lookup.ts); absent: lookupLocal uncached */
+  /** the directory step, shared with the RCPT check (policy/lookup.ts); absent: the store, uncached */
   lookup?: LocalLookup | null;
+}
+
+/** The options with the directory step settled (see withLookup). */
+type Expanding = ExpandOptions & { lookup: LocalLookup };
+
+/** Settles the directory step once (createCommit does it at start-up; a direct caller per call). */
+export function withLookup<O extends ExpandOptions>(o: O): O & Expanding {
+  return o.lookup ? (o as O & Expanding) : { ...o, lookup: directLocalLookup(o.store, o.delimiters) };
 }
 
 export interface Expansion extends ExpansionRecord {
@@ -57,7 +65,7 @@ function depthFailure(address: string, o: ExpandOptions): Final {
  * itself (`a@x -> a@x, b@y`, Postfix's "keep a copy") is not looked up in the tables again but goes on
  * to the directory; any other address seen again on the path is a loop.
  */
-async function visitVirtual(address: string, path: string[], out: Final[], o: ExpandOptions, v: VirtualAliasOptions): Promise<boolean> {
+async function visitVirtual(address: string, path: string[], out: Final[], o: Expanding, v: VirtualAliasOptions): Promise<boolean> {
   const step = await virtualStep(address, v);
   if (!step) return false;
   const key = display(address);
@@ -80,7 +88,7 @@ async function visitVirtual(address: string, path: string[], out: Final[], o: Ex
   return true;
 }
 
-async function visit(address: string, path: string[], out: Final[], o: ExpandOptions, skipVirtual = false): Promise<void> {
+async function visit(address: string, path: string[], out: Final[], o: Expanding, skipVirtual = false): Promise<void> {
   if (out.length > o.expansionLimit) return;
   const split = splitAddress(address);
   if (!split) {
@@ -92,7 +100,7 @@ async function visit(address: string, path: string[], out: Final[], o: ExpandOpt
     out.push({ address, failure: null });
     return;
   }
-  const target = o.lookup ? await o.lookup(split.local, split.domain) : await lookupLocal(o.store, split.local, split.domain, o.delimiters);
+  const target = await o.lookup(split.local, split.domain);
   if (target.kind === 'account') {
     out.push({ address: target.account.address, failure: null });
   } else if (target.kind === 'unknown') {
@@ -106,7 +114,7 @@ async function visit(address: string, path: string[], out: Final[], o: ExpandOpt
   }
 }
 
-async function expandOne(rcpt: EnvelopeRecipient, o: ExpandOptions): Promise<Final[]> {
+async function expandOne(rcpt: EnvelopeRecipient, o: Expanding): Promise<Final[]> {
   const out: Final[] = [];
   await visit(rcpt.address, [], out, o);
   if (out.length <= o.expansionLimit) return out;
@@ -114,7 +122,8 @@ async function expandOne(rcpt: EnvelopeRecipient, o: ExpandOptions): Promise<Fin
   return [{ address: display(rcpt.address), failure }];
 }
 
-export async function expandRecipients(recipients: readonly EnvelopeRecipient[], o: ExpandOptions): Promise<Expansion> {
+export async function expandRecipients(recipients: readonly EnvelopeRecipient[], options: ExpandOptions): Promise<Expansion> {
+  const o = withLookup(options);
   const result: Expansion = { recipients: [], expanded: {}, undeliverable: {} };
   const seen = new Set<string>();
   for (const rcpt of recipients) {
