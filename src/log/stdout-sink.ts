@@ -33,12 +33,8 @@ export class TurnBatchedFile implements LineSink {
   }
 
   flush(cb: (err?: Error) => void): void {
-    try {
-      this.writeOut();
-      cb();
-    } catch (err) {
-      cb(err as Error);
-    }
+    this.writeOut();
+    cb();
   }
 
   private writeOut(): void {

@@ -300,7 +300,7 @@ export class QueueScheduler {
       const content = await ctx.content();
       result = await agent.deliver({ queueId: ctx.entry.id, sender: ctx.entry.sender, recipient: r.address, content, now: this.clock.now() });
     } catch (err) {
-      result = { outcome: 'deferred', reason: `451 4.3.0 ${errorText(err)}`, storeTrouble: isStoreError(err, 'unavailable') };
+      result = deferredBy(err);
     }
     return { ...this.finish(ctx, r, agent.relay, result), handoff: 'mailbox' };
   }
@@ -320,8 +320,8 @@ export class QueueScheduler {
       };
       batch = await this.o.remote!.deliver(job);
     } catch (err) {
-      const reason = `451 4.3.0 ${errorText(err)}`;
-      return rcpts.map((r) => this.finish(ctx, r, 'none', { outcome: 'deferred', reason, storeTrouble: isStoreError(err, 'unavailable') }));
+      const result = deferredBy(err);
+      return rcpts.map((r) => this.finish(ctx, r, 'none', result));
     }
     return rcpts.map((r) => {
       const result = batch.results.get(r.address) ?? { outcome: 'deferred' as const, reason: '451 4.3.0 no result from the delivery agent' };
@@ -380,4 +380,9 @@ export class QueueScheduler {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A delivery that threw (the queued bytes could not be read, an agent failed): deferred, soon if the store was down. */
+function deferredBy(err: unknown): AgentResult {
+  return { outcome: 'deferred', reason: `451 4.3.0 ${errorText(err)}`, storeTrouble: isStoreError(err, 'unavailable') };
 }

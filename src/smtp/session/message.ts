@@ -33,7 +33,7 @@ function receivedLine(ctx: SessionContext, helo: Helo, tx: Transaction, id: stri
 }
 
 /** On submission, the Date: and Message-ID: the client left out (RFC 6409 §8), given the fields present. */
-export function missingSubmissionHeaders(ctx: SessionContext, present: ReadonlyMap<string, number>, id: string, date: Date): string {
+function missingSubmissionHeaders(ctx: SessionContext, present: ReadonlyMap<string, number>, id: string, date: Date): string {
   let out = '';
   if (!present.has('date')) out += `Date: ${rfc5322Date(date)}\r\n`;
   if (!present.has('message-id')) out += `Message-ID: <${id}.${ctx.newId()}@${ctx.settings.hostname}>\r\n`;
