@@ -23,7 +23,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encrypt as shaCrypt } from 'unixcrypt';
+import { makeShaCrypt } from '../src/auth/sha-crypt.js';
 import { provisionAccount } from '../src/directory/accounts.js';
 import { parseStructure, serializeStructure } from '../src/mime/index.js';
 import { openStore, type Store } from '../src/store/index.js';
@@ -179,7 +179,7 @@ function popMessage(i: number): Buffer {
  * scheme and what an administrator moving from Dovecot brings along; Cartero verifies it as it is
  * (src/auth/password.ts) and would hash a new password with scrypt.
  */
-const PASSWORD_HASH = `{SHA512-CRYPT}${shaCrypt(PASSWORD)}`;
+const PASSWORD_HASH = `{SHA512-CRYPT}${await makeShaCrypt('6', PASSWORD, 'CarteroBench0001')}`;
 
 async function fillCartero(dir: string): Promise<void> {
   const store = await openStore({ backend: 'embedded', path: join(dir, 'data') });

@@ -5,12 +5,12 @@
  * throws for a malformed or hostile hash string: it returns false (cost parameters are bounded).
  *
  * Hashes brought over from Dovecot passwd-files and SQL tables are verified too (never produced):
- * crypt(3) SHA-512 and SHA-256 ("$6$…", "$5$…", glibc's algorithm, via the unixcrypt package), bare
+ * crypt(3) SHA-512 and SHA-256 ("$6$…", "$5$…", glibc's algorithm, auth/sha-crypt.ts), bare
  * or with Dovecot's scheme prefix ("{SHA512-CRYPT}$6$…", "{SHA256-CRYPT}$5$…"). needsRehash is true
  * for them, so a caller can store today's scrypt hash after a successful login.
  */
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { verify as verifyCrypt } from 'unixcrypt';
+import { parseShaCrypt, verifyShaCrypt } from './sha-crypt.js';
 
 const DEFAULT_PARAMS = { N: 16384, r: 8, p: 1 };
 const SALT_BYTES = 16;
@@ -64,8 +64,6 @@ export function isSupportedHash(hash: string): boolean {
   return parseHash(hash) !== null || cryptHash(hash) !== null;
 }
 
-// crypt(3) rounds: the spec allows up to 999,999,999; more than this is a hostile hash, not a real one
-const MAX_CRYPT_ROUNDS = 100_000;
 const CRYPT_SCHEMES: Record<string, '5' | '6'> = { '{SHA512-CRYPT}': '6', '{SHA256-CRYPT}': '5' };
 
 /** "$6$[rounds=N$]salt$hash" (or "$5$…"), with or without Dovecot's matching {SCHEME} prefix; null otherwise. */
@@ -77,20 +75,7 @@ function cryptHash(hash: string): string | null {
     if (id === undefined || !h.startsWith(`$${id}$`, scheme.length)) return null;
     h = h.slice(scheme.length);
   }
-  const m = /^\$([56])\$(?:rounds=(\d{1,9})\$)?[^$:\n]{0,16}\$([./0-9A-Za-z]+)$/.exec(h);
-  if (!m) return null;
-  if (m[3]!.length !== (m[1] === '6' ? 86 : 43)) return null;
-  if (m[2] !== undefined && Number(m[2]) > MAX_CRYPT_ROUNDS) return null;
-  return h;
-}
-
-function verifyShaCrypt(password: string, hash: string): boolean {
-  try {
-    // crypt(3) hashes the bytes it is given; Dovecot passes the password as the client sent it
-    return verifyCrypt(password, hash);
-  } catch {
-    return false;
-  }
+  return parseShaCrypt(h) === null ? null : h;
 }
 
 function parseHash(hash: string): { params: ScryptParams; salt: Buffer; key: Buffer } | null {
