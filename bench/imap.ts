@@ -358,6 +358,35 @@ function pssKb(pids: readonly number[]): number {
   return total;
 }
 
+/**
+ * CPU time (user + system, ms) used so far by the server's live processes: Cartero's one process with
+ * its threads, Dovecot's whole tree (the session's imap process, auth, master). Clock ticks of 10 ms,
+ * so only a sum over many operations means something.
+ */
+function cpuMs(server: Server): number {
+  let ticks = 0;
+  for (const pid of server.name === 'cartero' ? server.pids() : processTree(server.pids()[0]!)) {
+    try {
+      // fields after the ")" that ends the command name: utime and stime are the 12th and 13th
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks * 10;
+}
+
+/** Server CPU per operation of a row, reported under the table: where the time goes on a shared machine. */
+const cpuPerOp = new Map<string, { ms: number; ops: number }>();
+function addCpu(server: Server, key: string, ms: number, ops: number): void {
+  const k = `${server.name} ${key}`;
+  const c = cpuPerOp.get(k) ?? { ms: 0, ops: 0 };
+  c.ms += ms;
+  c.ops += ops;
+  cpuPerOp.set(k, c);
+}
+
 // ------------------------------------------------------------------ measurements
 
 type Row = { key: string; label: string; unit: 'ms' | 'ops/s' | 'KB'; higherIsBetter?: boolean; values: Partial<Record<Server['name'], number>>; note?: string };
@@ -467,12 +496,16 @@ async function measureQuick(servers: readonly Server[], checks: Checks): Promise
       for (const server of servers) {
         const { c, set, bytes } = sessions.get(server.name)!;
         if (wants('fetch')) {
+          const cpu = cpuMs(server);
           const [ms, reply] = await timed(() => c.ok('FETCH 1:* (UID FLAGS)'));
+          addCpu(server, 'fetch', cpuMs(server) - cpu, 1);
           if (reply.untagged !== MESSAGES) throw new Error(`${server.name}: FETCH 1:* gave ${reply.untagged} responses`);
           add(server, 'fetch', ms);
         }
         if (wants('bodies')) {
+          const cpu = cpuMs(server);
           const [ms, reply] = await timed(() => c.ok(`FETCH ${set} BODY.PEEK[]`));
+          addCpu(server, 'bodies', cpuMs(server) - cpu, 1);
           if (reply.untagged !== BODIES || reply.literalBytes !== bytes) {
             throw new Error(`${server.name}: FETCH of ${BODIES} bodies gave ${reply.untagged} responses, ${reply.literalBytes} bytes; expected ${bytes}`);
           }
@@ -627,6 +660,7 @@ async function pop3RetrOnce(server: Server): Promise<Results> {
   const ok = await p.cmd(`PASS ${PASSWORD}`);
   if (!ok.status.startsWith('+OK')) throw new Error(`${server.name}: POP3 login failed: ${ok.status}`);
   let bytes = 0;
+  let cpu = cpuMs(server);
   const seqStart = performance.now();
   for (let i = 1; i <= POP_MESSAGES; i++) {
     const r = await p.cmd(`RETR ${i}`, true);
@@ -634,9 +668,12 @@ async function pop3RetrOnce(server: Server): Promise<Results> {
     bytes += r.bytes;
   }
   const seq = performance.now() - seqStart;
+  addCpu(server, 'pop3seq', cpuMs(server) - cpu, 1);
+  cpu = cpuMs(server);
   const pipeStart = performance.now();
   const replies = await Promise.all(p.pipeline(Array.from({ length: POP_MESSAGES }, (_, i) => `RETR ${i + 1}`), true));
   const pipe = performance.now() - pipeStart;
+  addCpu(server, 'pop3pipe', cpuMs(server) - cpu, 1);
   await p.cmd('RSET');
   await p.cmd('QUIT');
   p.close();
@@ -728,6 +765,15 @@ function printTable(results: Map<Server['name'], Results>): void {
     let ratio = '–';
     if (cv !== undefined && dv !== undefined && cv > 0 && dv > 0) ratio = (row.higherIsBetter ? dv / cv : cv / dv).toFixed(2);
     console.log(`| ${row.label} | ${fmt(cv, row.unit)} | ${fmt(dv, row.unit)} | ${ratio} |`);
+  }
+  const cpuRows = ROWS.filter((row) => [...cpuPerOp.keys()].some((k) => k.endsWith(` ${row.key}`)));
+  if (cpuRows.length > 0) console.log('');
+  for (const row of cpuRows) {
+    const per = (name: string) => {
+      const c = cpuPerOp.get(`${name} ${row.key}`);
+      return c ? `${name} ${(c.ms / c.ops).toFixed(1)} ms` : null;
+    };
+    console.log(`# server CPU per operation, ${row.label}: ${[per('cartero'), per('dovecot')].filter((x) => x !== null).join(', ')}`);
   }
 }
 
