@@ -11,6 +11,7 @@ import type { AuthLimiter } from '../../auth/limiter.js';
 import type { Logger } from '../../log/logger.js';
 import type { ServerClock } from '../../net/clock.js';
 import { isStoreError, type Account, type Store } from '../../store/index.js';
+import { joinPieces } from '../../net/join-pieces.js';
 import { UserSlots } from '../../net/user-slots.js';
 import { HeaderCache } from '../header-cache.js';
 import { CommandReader, type ReaderEvent } from '../proto/reader.js';
@@ -129,23 +130,7 @@ export class ImapSession implements SessionContext {
   }
 
   async flush(): Promise<void> {
-    if (this.out.length > 0 && this.stream.writable) {
-      // one write per run of text: a FETCH of 100,000 short lines is a few writes, not 100,000; and
-      // the pieces leave corked, in one writev
-      this.stream.cork();
-      let text = '';
-      for (const piece of this.out) {
-        if (typeof piece === 'string') {
-          text += piece;
-          continue;
-        }
-        if (text) this.stream.write(text);
-        text = '';
-        this.stream.write(piece);
-      }
-      if (text) this.stream.write(text);
-      this.stream.uncork();
-    }
+    if (this.out.length > 0 && this.stream.writable) this.stream.write(this.out.length === 1 ? this.out[0]! : joinPieces(this.out));
     this.out = [];
     this.outBytes = 0;
     if (this.stream.writableNeedDrain) await this.drained();

@@ -128,15 +128,11 @@ function copyRows(ctx: OpContext, fromId: number, uids: UidRange[], toId: number
   return [{ uidValidity: dst.uid_validity, uids: pairs }, src];
 }
 
-/** `contentsOf` for several messages: their bytes end to end, and per message its blob id and length. */
-export interface PackedContents {
-  content: Uint8Array;
-  ids: BlobId[];
-  /** bytes of the message in `content`, or CONTENT_GONE / CONTENT_IN_FILE */
-  lengths: number[];
-}
-export const CONTENT_GONE = -1;
-export const CONTENT_IN_FILE = -2;
+/**
+ * `contentsOf` for several messages, per UID asked: its bytes (checked against the blob id), the blob id
+ * when the bytes are in a file (the caller reads and checks those), or null when the message is gone.
+ */
+export type MessageContents = (Uint8Array | BlobId | null)[];
 
 /** A group_concat of integers as numbers (`n` of them); anything but digits and '-' goes through Number. */
 function numbers(text: string | null, n: number): Float64Array {
@@ -356,39 +352,22 @@ export function messageOps(ctx: OpContext) {
     },
     /**
      * contents, one round trip: the inline bytes of every message found, checked against their ids here
-     * (off the event loop), laid end to end in one buffer that moves to the main thread without a copy;
-     * `lengths[k]` is the byte count of uids[k], or GONE / IN_FILE.
+     * (off the event loop). Each is the buffer SQLite's row gave, alone on its memory, so it moves to the
+     * main thread without a copy (transfer.ts); packing them into one buffer cost a copy of every byte
+     * into fresh, page-faulting memory.
      */
-    contentsOf(mailboxId: number, uids: number[]): PackedContents {
-      const found = new Map<number, { id: string; content: Buffer | null }>();
+    contentsOf(mailboxId: number, uids: number[]): MessageContents {
+      const found = new Map<number, Buffer | BlobId>();
       // contiguous UIDs (the usual sequence set) are one range scan, not one lookup each
       const q = stmt(ctx, 'SELECT m.uid, m.blob_id, b.content FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?').raw(true);
       const sorted = [...uids].sort((a, b) => a - b);
       for (const r of mergeRanges(sorted.map((u) => ({ from: u, to: u })))) {
-        for (const row of q.iterate(mailboxId, r.from, r.to) as IterableIterator<[number, string, Buffer | null]>) found.set(row[0], { id: row[1], content: row[2] });
-      }
-      const ids: string[] = [];
-      const lengths: number[] = [];
-      let total = 0;
-      for (const uid of uids) {
-        const f = found.get(uid);
-        ids.push(f?.id ?? '');
-        if (!f) lengths.push(CONTENT_GONE);
-        else if (f.content === null) lengths.push(CONTENT_IN_FILE);
-        else {
-          if (sha256(f.content) !== f.id) throw new StoreError('corrupt', `blob ${f.id} does not match its hash`);
-          lengths.push(f.content.length);
-          total += f.content.length;
+        for (const [uid, id, content] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<[number, string, Buffer | null]>) {
+          if (content !== null && sha256(content) !== id) throw new StoreError('corrupt', `blob ${id} does not match its hash`);
+          found.set(uid, content ?? id);
         }
       }
-      // alone on its ArrayBuffer (never the pool), so it can be transferred
-      const content = Buffer.allocUnsafeSlow(total);
-      let at = 0;
-      for (const uid of uids) {
-        const c = found.get(uid)?.content;
-        if (c) at += c.copy(content, at);
-      }
-      return { content, ids, lengths };
+      return uids.map((uid) => found.get(uid) ?? null);
     },
     quota(accountId: number): Quota {
       const a = stmt(ctx, 'SELECT quota_bytes FROM accounts WHERE id = ?').get(accountId) as { quota_bytes: number | null } | undefined;

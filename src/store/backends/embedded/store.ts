@@ -27,7 +27,6 @@ import type {
 import { newQueueId, sha256, verifyBlob } from '../../common.js';
 import { isStoreError, StoreError } from '../../errors.js';
 import { BLOB_FILE_MISSING } from './blobs.js';
-import { CONTENT_GONE, CONTENT_IN_FILE } from './messages.js';
 import { BlobFiles } from './blobfiles.js';
 import { embeddedBulk } from './bulk-client.js';
 import { embeddedCluster } from './cluster-client.js';
@@ -193,17 +192,14 @@ class EmbeddedStore implements Store {
       flagSets: (mailboxId) => m.flagSets(mailboxId),
       compactIndex: (mailboxId, fromUid) => m.compactIndex(mailboxId, fromUid),
       contents: async (mailboxId, uids) => {
-        const packed = await m.contentsOf(mailboxId, [...uids]);
-        const all = Buffer.from(packed.content.buffer, packed.content.byteOffset, packed.content.byteLength);
-        let at = 0;
+        const found = await m.contentsOf(mailboxId, [...uids]);
         return Promise.all(
-          packed.lengths.map((length, k) => {
-            if (length === CONTENT_GONE) return null;
-            // a blob file removed after the row was read: the message went away meanwhile
-            if (length === CONTENT_IN_FILE) return this.files.read(packed.ids[k]!).catch((err: unknown) => (isStoreError(err, 'not_found') ? null : Promise.reject(err)));
+          found.map((c) => {
+            if (c === null) return null;
             // checked against its id by the reader
-            at += length;
-            return all.subarray(at - length, at);
+            if (typeof c !== 'string') return Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+            // a blob file removed after the row was read: the message went away meanwhile
+            return this.files.read(c).catch((err: unknown) => (isStoreError(err, 'not_found') ? null : Promise.reject(err)));
           }),
         );
       },

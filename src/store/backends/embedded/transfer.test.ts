@@ -16,19 +16,21 @@ test('only buffers alone on their memory are moved', () => {
   assert.equal(ownsItsMemory(null), false);
 });
 
-test('blob values and result contents are collected once each; failures and other values are not', () => {
+test('blob values, result contents and arrays of contents are collected once each; failures and other values are not', () => {
   const a = new Uint8Array(new ArrayBuffer(10));
   const b = new Uint8Array(new ArrayBuffer(20));
+  const c = new Uint8Array(new ArrayBuffer(30));
   const list = transferablesOf([
     { ok: true, value: a },
     { ok: true, value: { blobId: 'x', content: b } },
     { ok: true, value: a },
     { ok: true, value: { content: 'file' } },
     { ok: true, value: [1, 2] },
+    { ok: true, value: [c, 'blob-id-in-a-file', null, a, c.subarray(1)] },
     { ok: true, value: null },
     { ok: false },
   ]);
-  assert.deepEqual(list, [a.buffer, b.buffer]);
+  assert.deepEqual(list, [a.buffer, b.buffer, c.buffer]);
 });
 
 test('a moved reply arrives intact and the sender no longer holds it', async () => {

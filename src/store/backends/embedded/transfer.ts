@@ -16,14 +16,20 @@ export function ownsItsMemory(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array && v.byteLength > 0 && v.byteOffset === 0 && v.buffer instanceof ArrayBuffer && v.buffer.byteLength === v.byteLength;
 }
 
-/** The ArrayBuffers of message bytes in replies (a blob value, or a result's `content`), each once. */
+/**
+ * The ArrayBuffers of message bytes in replies (a blob value, a result's `content`, or the elements of
+ * an array of contents), each once.
+ */
 export function transferablesOf(replies: readonly ReplyLike[]): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
+  const add = (c: unknown): void => {
+    if (ownsItsMemory(c)) out.add(c.buffer as ArrayBuffer);
+  };
   for (const r of replies) {
     if (!r.ok) continue;
     const v = r.value;
-    const c = typeof v === 'object' && v !== null && 'content' in v ? (v as { content: unknown }).content : v;
-    if (ownsItsMemory(c)) out.add(c.buffer as ArrayBuffer);
+    if (Array.isArray(v)) v.forEach(add);
+    else add(typeof v === 'object' && v !== null && 'content' in v ? (v as { content: unknown }).content : v);
   }
   return [...out];
 }
