@@ -656,6 +656,7 @@ export function runStoreContract(name: string, open: Open): void {
         await h.corruptBlob(blobId);
         await rejectsKind(store.queue.content(id), 'corrupt');
         await rejectsKind(store.messages.content(inbox.id, 1), 'corrupt');
+        await rejectsKind(store.messages.contents(inbox.id, [1]), 'corrupt');
       });
 
       t('migrate is idempotent and ping works', async ({ store }) => {

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { test } from 'node:test';
 import { INLINE_BLOB_LIMIT } from '../../src/store/backends/embedded/store.js';
 import { openStore } from '../../src/store/index.js';
@@ -37,6 +38,41 @@ async function openFresh() {
 }
 
 runStoreContract('embedded', openFresh);
+
+test('embedded: inline bytes are checked by their CRC-32, and rows from before it by their SHA-256 id', async () => {
+  const h = await openFresh();
+  try {
+    await h.store.directory.addDomain('example.test');
+    const account = await h.store.directory.addAccount({ address: 'crc@example.test', passwordHash: 'x', quotaBytes: null });
+    const inbox = await h.store.mailboxes.create(account.id, 'INBOX');
+    const content = Buffer.from('Subject: checked\r\n\r\nbody\r\n');
+    const put = await h.store.blobs.put(content);
+    await h.store.messages.append(inbox.id, { blobId: put.id }, Date.now());
+    const db = new Database(join(h.dir, 'cartero.sqlite'));
+    const row = () => db.prepare('SELECT crc32 FROM blobs WHERE id = ?').get(put.id) as { crc32: number | null };
+    try {
+      assert.equal(typeof row().crc32, 'number', 'stored with its CRC-32');
+      // a row written before the column: no CRC, checked against the id
+      db.prepare('UPDATE blobs SET crc32 = NULL WHERE id = ?').run(put.id);
+      assert.deepEqual(await h.store.messages.content(inbox.id, 1), content);
+      assert.deepEqual(await h.store.messages.contents(inbox.id, [1]), [content]);
+      const flipped = Buffer.from(content);
+      flipped[3] = flipped[3]! ^ 1;
+      db.prepare('UPDATE blobs SET content = ? WHERE id = ?').run(flipped, put.id);
+      await assert.rejects(h.store.messages.contents(inbox.id, [1]), (e) => isStoreError(e, 'corrupt'));
+      // one bit flipped under a CRC-32 is caught too
+      db.prepare('UPDATE blobs SET crc32 = ? WHERE id = ?').run(zlibCrc32(content), put.id);
+      await assert.rejects(h.store.messages.content(inbox.id, 1), (e) => isStoreError(e, 'corrupt'));
+      await assert.rejects(h.store.blobs.get(put.id), (e) => isStoreError(e, 'corrupt'));
+      db.prepare('UPDATE blobs SET content = ? WHERE id = ?').run(content, put.id);
+      assert.deepEqual(await h.store.blobs.get(put.id), content);
+    } finally {
+      db.close();
+    }
+  } finally {
+    await h.cleanup();
+  }
+});
 
 test('embedded: large blobs are durable files, verified on read and collected', async () => {
   const h = await openFresh();

@@ -4,9 +4,9 @@
  * row are updated in the same statement batch as the messages. Bytes are never read here.
  */
 import type { AppendResult, BlobId, CompactIndex, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageIndex, MessageMeta, Quota, UidRange } from '../../api.js';
-import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags, sha256 } from '../../common.js';
+import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags } from '../../common.js';
 import { StoreError } from '../../errors.js';
-import { type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
+import { checkInline, type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
 import { mailboxRowById, type MailboxRow } from './mailboxes.js';
 
@@ -289,12 +289,17 @@ export function messageOps(ctx: OpContext) {
       if (!r) throw new StoreError('not_found', `message ${uid} not found in mailbox ${mailboxId}`);
       return r.blob_id;
     },
-    /** One round trip for messages.content: the blob id with its inline bytes, or 'file' when they live in a file. */
+    /**
+     * One round trip for messages.content: the blob id with its inline bytes (checked here, off the event
+     * loop), or 'file' when they live in a file.
+     */
     contentOf(mailboxId: number, uid: number): { id: BlobId; content: Uint8Array | 'file' } {
-      const r = stmt(ctx, 'SELECT m.blob_id AS id, b.content FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?').get(mailboxId, uid) as
-        | { id: string; content: Buffer | null }
-        | undefined;
+      const r = stmt(ctx, 'SELECT m.blob_id AS id, b.content, b.crc32 FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?').get(
+        mailboxId,
+        uid,
+      ) as { id: string; content: Buffer | null; crc32: number | null } | undefined;
       if (!r) throw new StoreError('not_found', `message ${uid} not found in mailbox ${mailboxId}`);
+      if (r.content !== null) checkInline(r.id, r.content, r.crc32);
       return { id: r.id, content: r.content ?? 'file' };
     },
     // --- IMAP read paths: SELECT without reading every row, compact views, batched bodies ---
@@ -351,7 +356,7 @@ export function messageOps(ctx: OpContext) {
       })();
     },
     /**
-     * contents, one round trip: the inline bytes of every message found, checked against their ids here
+     * contents, one round trip: the inline bytes of every message found, checked (checkInline) here
      * (off the event loop). Each is the buffer SQLite's row gave, alone on its memory, so it moves to the
      * main thread without a copy (transfer.ts); packing them into one buffer cost a copy of every byte
      * into fresh, page-faulting memory.
@@ -359,11 +364,13 @@ export function messageOps(ctx: OpContext) {
     contentsOf(mailboxId: number, uids: number[]): MessageContents {
       const found = new Map<number, Buffer | BlobId>();
       // contiguous UIDs (the usual sequence set) are one range scan, not one lookup each
-      const q = stmt(ctx, 'SELECT m.uid, m.blob_id, b.content FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?').raw(true);
+      const q = stmt(ctx, 'SELECT m.uid, m.blob_id, b.content, b.crc32 FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?').raw(
+        true,
+      );
       const sorted = [...uids].sort((a, b) => a - b);
       for (const r of mergeRanges(sorted.map((u) => ({ from: u, to: u })))) {
-        for (const [uid, id, content] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<[number, string, Buffer | null]>) {
-          if (content !== null && sha256(content) !== id) throw new StoreError('corrupt', `blob ${id} does not match its hash`);
+        for (const [uid, id, content, crc] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<[number, string, Buffer | null, number | null]>) {
+          if (content !== null) checkInline(id, content, crc);
           found.set(uid, content ?? id);
         }
       }

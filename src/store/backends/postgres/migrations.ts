@@ -216,6 +216,9 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (destination, slot)
   );
   `,
+  // 9 (inline blob checksums): the embedded backend's CRC-32 column; nothing here (PostgreSQL keeps
+  // blob bytes its own way), listed so both backends keep one version numbering
+  'SELECT 1',
 ];
 
 export async function migrate(db: Db): Promise<number[]> {
