@@ -19,7 +19,7 @@ import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import type { Store } from '../store/index.js';
 import { LocalMaildropLocks, type MaildropLocks } from './lock.js';
-import { AUTH_LINE_LIMIT, COMMAND_LINE_LIMIT } from './proto/line-reader.js';
+import { AUTH_LINE_LIMIT, COMMAND_LINE_LIMIT } from './proto/command.js';
 import { err } from './proto/reply.js';
 import { Pop3Session } from './session/session.js';
 import type { Pop3SessionLimits, Pop3Settings } from './session/types.js';

@@ -19,6 +19,7 @@ import type { SmtpServices } from './services.js';
 import { AuthLimiter } from '../auth/limiter.js';
 import { systemClock, type ServerClock } from '../net/clock.js';
 import { LiveSessions } from '../net/live-sessions.js';
+import { COMMAND_LINE_LIMIT } from './proto/command.js';
 import { Session } from './session/session.js';
 import { tempfailRule, type TempfailRule } from './session/tempfail.js';
 import type { SessionLimits, SessionSettings } from './session/types.js';
@@ -37,7 +38,7 @@ export const DEFAULT_SMTP_LIMITS: Omit<SmtpLimits, 'messageSizeLimit'> = {
   commandTimeoutMs: 300_000,
   dataTimeoutMs: 180_000,
   authFailureDelayMs: 1000,
-  maxCommandLine: 512,
+  maxCommandLine: COMMAND_LINE_LIMIT,
   hopCountLimit: 50,
   maxAuthFailures: 5,
   authFailureWindowMs: 600_000,

@@ -6,6 +6,11 @@
  * Infinity so the session answers "no such message" rather than a syntax error.
  */
 
+/** RFC 2449 §4: a command line is at most 255 octets including the CRLF. */
+export const COMMAND_LINE_LIMIT = 255;
+/** A SASL continuation line (RFC 5034 §4 lifts the 255-octet limit for it). */
+export const AUTH_LINE_LIMIT = 8192;
+
 export type Command =
   | { verb: 'USER'; name: string }
   | { verb: 'PASS'; password: string }

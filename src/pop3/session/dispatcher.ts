@@ -7,7 +7,7 @@
  * the verb for statistics; never throws for anything a client sends.
  */
 import { parseCommand, type Command, type Verb } from '../proto/command.js';
-import type { LineEvent } from '../proto/line-reader.js';
+import type { LineError, LineEvent } from '../../net/line-reader.js';
 import { err, ok } from '../proto/reply.js';
 import { auth, capa, endExchange, pass, saslResponse, stls, user } from './authorization.js';
 import { dele, list, noop, quit, retr, rset, stat, top, uidl } from './transaction.js';
@@ -37,11 +37,15 @@ const STATES: { [V in Verb]: readonly Phase[] } = {
 
 const SLOW: ReadonlySet<Verb> = new Set<Verb>(['PASS', 'AUTH', 'QUIT']);
 
-const LINE_ERRORS = {
+const CONTROL = err('Control characters are not allowed in commands');
+// a bare LF ends a command as CRLF does (POP3 carries no data upstream: nothing to smuggle); a CR
+// anywhere but before the LF is a control character like any other
+const LINE_ERRORS: Record<LineError, string> = {
   too_long: err('Command line too long'),
-  control: err('Control characters are not allowed in commands'),
+  bare_cr: CONTROL,
+  control: CONTROL,
   bad_utf8: err('Command is not valid UTF-8'),
-} as const;
+};
 
 export async function dispatchLine(ctx: SessionContext, event: LineEvent): Promise<string> {
   if (event.kind === 'error') {

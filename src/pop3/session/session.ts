@@ -10,7 +10,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../log/logger.js';
 import type { ServerClock } from '../../net/clock.js';
-import { LineReader } from '../proto/line-reader.js';
+import { LineReader } from '../../net/line-reader.js';
 import { err, ok } from '../proto/reply.js';
 import { dispatchLine } from './dispatcher.js';
 import { sessionSummary } from './transaction.js';

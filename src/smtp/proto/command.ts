@@ -9,6 +9,11 @@ import { parsePath, type AddressProblem, type Mailbox } from './address.js';
 import { protoError, type ProtoError, type ProtoErrorKind } from './errors.js';
 import { parseMailParams, parseRcptParams, type MailParams, type RcptParams } from './params.js';
 
+/** RFC 5321 §4.5.3.1.4: 512 octets including the CRLF. */
+export const COMMAND_LINE_LIMIT = 512;
+/** RFC 4954 §4: a SASL response line may be up to 12288 octets. */
+export const AUTH_LINE_LIMIT = 12288;
+
 export type Command =
   | { verb: 'HELO'; domain: string }
   | { verb: 'EHLO'; domain: string }

@@ -6,8 +6,8 @@
  */
 import type { Command, Verb } from '../proto/command.js';
 import { parseCommand } from '../proto/command.js';
-import { errorReply, protoError } from '../proto/errors.js';
-import type { LineEvent } from '../proto/line-reader.js';
+import { errorReply, protoError, type ProtoErrorKind } from '../proto/errors.js';
+import type { LineError, LineEvent } from '../../net/line-reader.js';
 import { BAD_SEQUENCE, shuttingDown } from './replies.js';
 import type { SessionContext } from './types.js';
 import { auth, continueAuth, endExchange } from './verbs/auth.js';
@@ -54,6 +54,8 @@ function isCommandPhase(phase: string): phase is CommandPhase {
   return phase === 'fresh' || phase === 'ready' || phase === 'mail';
 }
 
+const LINE_ERRORS: Record<LineError, ProtoErrorKind> = { too_long: 'line_too_long', bare_cr: 'bare_cr', control: 'control_char', bad_utf8: 'bad_utf8' };
+
 export async function dispatchLine(ctx: SessionContext, event: LineEvent): Promise<Dispatched> {
   if (event.bareLf && !ctx.peer.trusted) {
     ctx.close(errorReply(protoError('bare_lf')));
@@ -62,7 +64,7 @@ export async function dispatchLine(ctx: SessionContext, event: LineEvent): Promi
   if (event.kind === 'error') {
     // a malformed response line also ends an AUTH exchange (RFC 4954 §4: the exchange fails)
     endExchange(ctx);
-    ctx.reply(errorReply(event.error));
+    ctx.reply(errorReply(protoError(LINE_ERRORS[event.error])));
     ctx.protocolError();
     return { verb: 'UNKNOWN', endsGroup: false };
   }

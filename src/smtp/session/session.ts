@@ -8,7 +8,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../log/logger.js';
-import { LineReader } from '../proto/line-reader.js';
+import { LineReader } from '../../net/line-reader.js';
 import { formatReply, reply, type Reply } from '../proto/reply.js';
 import type { ClientInfo, SmtpServices } from '../services.js';
 import type { AuthLimiter } from '../../auth/limiter.js';

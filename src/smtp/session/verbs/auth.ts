@@ -4,7 +4,7 @@
  * client address (counted by the server, across sessions) the client is disconnected with 421 4.7.0.
  * A failing credential store answers 454 4.7.0, never a success.
  */
-import { AUTH_LINE_LIMIT } from '../../proto/line-reader.js';
+import { AUTH_LINE_LIMIT } from '../../proto/command.js';
 import { reply } from '../../proto/reply.js';
 import { decodeSaslResponse, encodeChallenge, parsePlain } from '../../proto/sasl.js';
 import { sleep } from '../../../net/clock.js';

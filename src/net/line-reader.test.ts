@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { COMMAND_LINE_LIMIT, LineReader, type LineEvent } from './line-reader.js';
+import { LineReader, type LineEvent } from './line-reader.js';
+
+const COMMAND_LINE_LIMIT = 512;
 
 /** All events from `input` cut into chunks of `size` octets. */
-function readAll(input: Buffer, size: number, reader = new LineReader()): LineEvent[] {
+function readAll(input: Buffer, size: number, reader = new LineReader(COMMAND_LINE_LIMIT)): LineEvent[] {
   const events: LineEvent[] = [];
   for (let at = 0; at < input.length; at += size) {
     const chunk = input.subarray(at, at + size);
@@ -18,7 +20,7 @@ function readAll(input: Buffer, size: number, reader = new LineReader()): LineEv
   return events;
 }
 
-const describe = (e: LineEvent): string => (e.kind === 'line' ? `line:${e.text}${e.bareLf ? ' [LF]' : ''}` : `error:${e.error.kind}`);
+const describe = (e: LineEvent): string => (e.kind === 'line' ? `line:${e.text}${e.bareLf ? ' [LF]' : ''}` : `error:${e.error}`);
 
 test('lines split at every chunk size come out the same', () => {
   const input = Buffer.from('EHLO client.example\r\nMAIL FROM:<a@b>\r\n\r\nNOOP\r\n');
@@ -32,11 +34,11 @@ test('512 octets including CRLF is the limit', () => {
   assert.equal(ok.length, 512);
   assert.deepEqual(readAll(ok, 100).map((e) => e.kind), ['line']);
   const long = Buffer.from(`NOOP ${'x'.repeat(COMMAND_LINE_LIMIT - 6)}\r\nQUIT\r\n`);
-  assert.deepEqual(readAll(long, 7).map(describe), ['error:line_too_long', 'line:QUIT']);
+  assert.deepEqual(readAll(long, 7).map(describe), ['error:too_long', 'line:QUIT']);
 });
 
 test('a 100 KB line is refused without being buffered, and the next line is read normally', () => {
-  const reader = new LineReader();
+  const reader = new LineReader(COMMAND_LINE_LIMIT);
   const input = Buffer.concat([Buffer.alloc(100 * 1024, 0x41), Buffer.from('\r\nRSET\r\n')]);
   const events: LineEvent[] = [];
   for (let at = 0; at < input.length; at += 1000) {
@@ -49,7 +51,7 @@ test('a 100 KB line is refused without being buffered, and the next line is read
       assert.ok(reader.bufferedOctets <= COMMAND_LINE_LIMIT, `holds ${reader.bufferedOctets} octets`);
     }
   }
-  assert.deepEqual(events.map(describe), ['error:line_too_long', 'line:RSET']);
+  assert.deepEqual(events.map(describe), ['error:too_long', 'line:RSET']);
 });
 
 test('a line ended by a bare LF is flagged, not refused here', () => {
@@ -66,7 +68,7 @@ test('bare CR inside a command is an error, at any split', () => {
 
 test('NUL, other control bytes and DEL are refused', () => {
   for (const bad of ['\0', '\x01', '\t', '\x1b', '\x7f']) {
-    assert.deepEqual(readAll(Buffer.from(`MAIL FROM:<a${bad}@b>\r\n`, 'latin1'), 4).map(describe), ['error:control_char'], JSON.stringify(bad));
+    assert.deepEqual(readAll(Buffer.from(`MAIL FROM:<a${bad}@b>\r\n`, 'latin1'), 4).map(describe), ['error:control'], JSON.stringify(bad));
   }
 });
 
@@ -76,7 +78,18 @@ test('UTF-8 is decoded; invalid UTF-8 is refused', () => {
 });
 
 test('the limit can be raised for AUTH exchanges', () => {
-  const reader = new LineReader();
+  const reader = new LineReader(COMMAND_LINE_LIMIT);
   reader.limit = 12288;
   assert.deepEqual(readAll(Buffer.from(`${'Q'.repeat(5000)}\r\n`), 512, reader).map((e) => e.kind), ['line']);
+});
+
+test('a CR before the LF ends the line; every other CR is bare, at any split', () => {
+  for (const [input, want] of [
+    ['NOOP\r\n', ['line:NOOP']],
+    ['NO\rOP\r\nSTAT\n', ['error:bare_cr', 'line:STAT [LF]']],
+    ['\r\n', ['line:']],
+    ['\r\r\n', ['error:bare_cr']],
+  ] as const) {
+    for (let size = 1; size <= input.length; size++) assert.deepEqual(readAll(Buffer.from(input), size).map(describe), want, `${JSON.stringify(input)} / ${size}`);
+  }
 });

@@ -1,19 +1,14 @@
 /*
- * Bounded command-line reader over byte chunks. Owns the framing of command lines only: it never keeps
- * more than `limit` octets of one line (a longer line is discarded up to its LF and reported once), and
- * it reports bare CR, control bytes and invalid UTF-8 as errors after consuming the whole line so the
- * session can answer and resynchronise. A line ended by a bare LF is returned flagged; the session decides.
+ * Bounded command-line framing over byte chunks, for the line protocols (SMTP, LMTP, POP3). Pure: owns
+ * only the bytes of the current line and never keeps more than `limit` octets of it (a longer line is
+ * discarded up to its LF and reported once). A bare CR, control bytes and invalid UTF-8 are reported
+ * after the whole line is consumed, so the session can answer and stay in step. A line ended by a bare
+ * LF is returned flagged: SMTP refuses it from untrusted clients (smuggling), POP3 takes it as CRLF.
  */
-import { protoError, type ProtoError } from './errors.js';
 
-/** RFC 5321 §4.5.3.1.4: 512 octets including the CRLF. */
-export const COMMAND_LINE_LIMIT = 512;
-/** RFC 4954 §4: a SASL response line may be up to 12288 octets. */
-export const AUTH_LINE_LIMIT = 12288;
+export type LineError = 'too_long' | 'bare_cr' | 'control' | 'bad_utf8';
 
-export type LineEvent =
-  | { kind: 'line'; text: string; bareLf: boolean }
-  | { kind: 'error'; error: ProtoError; bareLf: boolean };
+export type LineEvent = { kind: 'line'; text: string; bareLf: boolean } | { kind: 'error'; error: LineError; bareLf: boolean };
 
 export interface ReadResult {
   /** null when the chunk ended before the line did (its bytes are kept, within the limit) */
@@ -36,7 +31,7 @@ export class LineReader {
   private bareCr = false;
   private control = false;
 
-  constructor(limit = COMMAND_LINE_LIMIT) {
+  constructor(limit: number) {
     this.limit = limit;
   }
 
@@ -92,15 +87,15 @@ export class LineReader {
 
   private finish(): LineEvent {
     const bareLf = !this.lastCr;
-    if (this.discarding) return { kind: 'error', error: protoError('line_too_long'), bareLf };
-    if (this.bareCr) return { kind: 'error', error: protoError('bare_cr'), bareLf };
-    if (this.control) return { kind: 'error', error: protoError('control_char'), bareLf };
+    if (this.discarding) return { kind: 'error', error: 'too_long', bareLf };
+    if (this.bareCr) return { kind: 'error', error: 'bare_cr', bareLf };
+    if (this.control) return { kind: 'error', error: 'control', bareLf };
     let bytes = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
     if (this.lastCr) bytes = bytes.subarray(0, bytes.length - 1);
     try {
       return { kind: 'line', text: utf8.decode(bytes), bareLf };
     } catch {
-      return { kind: 'error', error: protoError('bad_utf8'), bareLf };
+      return { kind: 'error', error: 'bad_utf8', bareLf };
     }
   }
 }
