@@ -12,6 +12,7 @@ import type { Logger } from '../../log/logger.js';
 import type { ServerClock } from '../../net/clock.js';
 import { isStoreError, type Account, type Store } from '../../store/index.js';
 import { joinPieces } from '../../net/join-pieces.js';
+import { SessionStream } from '../../net/session-stream.js';
 import { UserSlots } from '../../net/user-slots.js';
 import { HeaderCache } from '../header-cache.js';
 import { CommandReader, type ReaderEvent } from '../proto/reader.js';
@@ -60,7 +61,10 @@ export class ImapSession implements SessionContext {
   readonly counters: SessionCounters = { commands: 0, fetched: 0, fetchedBytes: 0, appended: 0, expunged: 0 };
   readonly headerCache: HeaderCache;
 
-  private stream: Duplex;
+  private readonly io: SessionStream;
+  private get stream(): Duplex {
+    return this.io.current;
+  }
   private readonly userSlots: UserSlots;
   private readonly reader: CommandReader;
   private inbox: Buffer[] = [];
@@ -81,7 +85,6 @@ export class ImapSession implements SessionContext {
   private running = false;
 
   constructor(private readonly options: ImapSessionOptions) {
-    this.stream = options.stream;
     this.tls = options.tls;
     this.settings = options.settings;
     this.store = options.store;
@@ -95,6 +98,7 @@ export class ImapSession implements SessionContext {
     this.userSlots = options.userSlots ?? new UserSlots();
     const s = options.settings;
     this.reader = new CommandReader({ maxLine: s.maxCommandLine, literalLimit: (cmd) => (cmd === 'APPEND' ? s.appendLimit : s.maxLiteral) });
+    this.io = new SessionStream(options.stream, { data: this.onData, end: this.onEnd, error: this.onError, close: this.onStreamClose });
   }
 
   get utf8(): boolean {
@@ -102,7 +106,7 @@ export class ImapSession implements SessionContext {
   }
 
   start(): void {
-    this.attach(this.stream);
+    this.listen();
     this.log.info({ port: this.peer.port, listener: this.settings.listener, tls: this.tls }, 'connect');
     this.send(`* OK [CAPABILITY ${this.capabilities()}] ${this.settings.hostname} Cartero IMAP ready\r\n`);
     void this.run();
@@ -376,36 +380,25 @@ export class ImapSession implements SessionContext {
 
   private readonly onStreamClose = (): void => this.finish();
 
-  private attach(stream: Duplex): void {
-    stream.on('data', this.onData);
-    stream.on('end', this.onEnd);
-    stream.on('error', this.onError);
-    stream.on('close', this.onStreamClose);
-    stream.pause();
-  }
-
-  private detach(stream: Duplex): void {
-    stream.off('data', this.onData);
-    stream.off('end', this.onEnd);
-    stream.off('error', this.onError);
-    stream.off('close', this.onStreamClose);
-    stream.on('error', () => undefined);
+  /** Input is read on demand (run() resumes the stream when it waits for a command). */
+  private listen(): void {
+    this.io.listen();
+    this.stream.pause();
   }
 
   private async upgrade(): Promise<boolean> {
     const upgrade = this.options.upgradeTls;
     if (!upgrade) return false;
-    const plain = this.stream;
-    this.detach(plain);
+    const plain = this.io.release();
     // RFC 9051 §6.2.1: anything pipelined after STARTTLS is discarded, never interpreted
     this.inbox = [];
     this.offset = 0;
     this.reader.reset();
     try {
       const secure = await upgrade(plain);
-      this.stream = secure;
+      this.io.replace(secure);
+      this.stream.pause();
       this.tls = true;
-      this.attach(secure);
       this.log.info({ status: 'tls' }, 'TLS established');
       return true;
     } catch (err) {
@@ -416,22 +409,8 @@ export class ImapSession implements SessionContext {
   }
 
   private drained(): Promise<void> {
-    const stream = this.stream;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        cancel();
-        stream.off('drain', done);
-        stream.off('close', done);
-        resolve();
-      };
-      // a client that stops reading is treated like an idle one
-      const cancel = this.clock.schedule(this.settings.autologoutMs, () => {
-        done();
-        this.destroy();
-      });
-      stream.on('drain', done);
-      stream.on('close', done);
-    });
+    // a client that stops reading is treated like an idle one
+    return this.io.drained(this.clock, this.settings.autologoutMs, () => this.destroy());
   }
 
   private armTimer(): void {

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../log/logger.js';
 import type { ServerClock } from '../../net/clock.js';
 import { LineReader } from '../../net/line-reader.js';
+import { SessionStream } from '../../net/session-stream.js';
 import { err, ok } from '../proto/reply.js';
 import { dispatchLine } from './dispatcher.js';
 import { sessionSummary } from './transaction.js';
@@ -52,7 +53,10 @@ export class Pop3Session implements SessionContext {
   readonly peer: PeerInfo;
   readonly log: Logger;
   readonly clock: ServerClock;
-  private stream: Duplex;
+  private readonly io: SessionStream;
+  private get stream(): Duplex {
+    return this.io.current;
+  }
   private readonly reader: LineReader;
   private inbox: Buffer[] = [];
   private offset = 0;
@@ -69,7 +73,6 @@ export class Pop3Session implements SessionContext {
   private cancelLinger: (() => void) | null = null;
 
   constructor(private readonly options: Pop3SessionOptions) {
-    this.stream = options.stream;
     this.tls = options.tls;
     this.settings = options.settings;
     this.services = options.services;
@@ -77,10 +80,11 @@ export class Pop3Session implements SessionContext {
     this.log = options.logger;
     this.clock = options.clock;
     this.reader = new LineReader(options.settings.maxCommandLine);
+    this.io = new SessionStream(options.stream, { data: this.onData, end: this.onEnd, error: this.onError, close: this.onStreamClose });
   }
 
   start(): void {
-    this.attach(this.stream);
+    this.io.listen();
     this.log.info({ port: this.peer.port, listener: this.settings.listener, tls: this.tls }, 'connect');
     this.send(ok(`${this.settings.hostname} Cartero POP3 server ready`));
     this.idle();
@@ -155,8 +159,7 @@ export class Pop3Session implements SessionContext {
     const upgrade = this.options.upgradeTls;
     if (!upgrade) return this.close(err('TLS not available', 'SYS/TEMP'), 'error');
     this.flush();
-    const plain = this.stream;
-    this.detach(plain);
+    const plain = this.io.release();
     // RFC 2595 §4: what the client pipelined after STLS is thrown away, never interpreted.
     this.inbox = [];
     this.offset = 0;
@@ -234,30 +237,14 @@ export class Pop3Session implements SessionContext {
 
   private readonly onStreamClose = (): void => this.finish();
 
-  private attach(stream: Duplex): void {
-    stream.on('data', this.onData);
-    stream.on('end', this.onEnd);
-    stream.on('error', this.onError);
-    stream.on('close', this.onStreamClose);
-  }
-
-  private detach(stream: Duplex): void {
-    stream.off('data', this.onData);
-    stream.off('end', this.onEnd);
-    stream.off('error', this.onError);
-    stream.off('close', this.onStreamClose);
-    stream.on('error', () => undefined);
-  }
-
   private secured(secure: Duplex): void {
     if (this.state.phase !== 'tls') {
       secure.destroy();
       return;
     }
-    this.stream = secure;
+    this.io.replace(secure);
     this.tls = true;
     this.state = { phase: 'authorization', user: null };
-    this.attach(secure);
     this.log.info({ status: 'tls' }, 'TLS established');
     this.idle();
   }
@@ -302,18 +289,7 @@ export class Pop3Session implements SessionContext {
 
   /** Waits until the client reads what we wrote, or the idle timeout passes. */
   private drained(): Promise<void> {
-    const stream = this.stream;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        cancel();
-        stream.off('drain', done);
-        stream.off('close', done);
-        resolve();
-      };
-      const cancel = this.clock.schedule(this.settings.idleTimeoutMs, done);
-      stream.on('drain', done);
-      stream.on('close', done);
-    });
+    return this.io.drained(this.clock, this.settings.idleTimeoutMs);
   }
 
   /** Waiting for the client again: write what is pending, then apply end/shutdown or arm the timer. */

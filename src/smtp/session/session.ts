@@ -9,6 +9,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../log/logger.js';
 import { LineReader } from '../../net/line-reader.js';
+import { SessionStream } from '../../net/session-stream.js';
 import { formatReply, reply, type Reply } from '../proto/reply.js';
 import type { ClientInfo, SmtpServices } from '../services.js';
 import type { AuthLimiter } from '../../auth/limiter.js';
@@ -54,7 +55,10 @@ export class Session implements SessionContext {
   readonly log: Logger;
   readonly clock: ServerClock;
   readonly authLimiter: AuthLimiter;
-  private stream: Duplex;
+  private readonly io: SessionStream;
+  private get stream(): Duplex {
+    return this.io.current;
+  }
   private readonly reader: LineReader;
   private readonly stats = new SessionStats();
   private inbox: Buffer[] = [];
@@ -71,7 +75,6 @@ export class Session implements SessionContext {
   private cancelLinger: (() => void) | null = null;
 
   constructor(private readonly options: SessionOptions) {
-    this.stream = options.stream;
     this.tls = options.tls;
     this.settings = options.settings;
     this.services = options.services;
@@ -80,10 +83,11 @@ export class Session implements SessionContext {
     this.clock = options.clock;
     this.authLimiter = options.authLimiter;
     this.reader = new LineReader(options.settings.maxCommandLine);
+    this.io = new SessionStream(options.stream, { data: this.onData, end: this.onEnd, error: this.onError, close: this.onStreamClose });
   }
 
   start(): void {
-    this.attach(this.stream);
+    this.io.listen();
     this.log.info({ port: this.peer.port, listener: this.settings.listener, tls: this.tls }, 'connect');
     // smtp.tempfail at connect: a 421 greeting, then the client goes elsewhere or comes back later
     const maintenance = tempfailAt(this, 'connect');
@@ -169,8 +173,7 @@ export class Session implements SessionContext {
   startTls(): void {
     const upgrade = this.options.upgradeTls;
     if (!upgrade) return this.close(reply(454, '4.7.0', 'TLS not available due to local problem'));
-    const plain = this.stream;
-    this.detach(plain);
+    const plain = this.io.release();
     // RFC 3207 §4.2: whatever the client pipelined after STARTTLS is thrown away, never interpreted.
     this.inbox = [];
     this.offset = 0;
@@ -224,31 +227,15 @@ export class Session implements SessionContext {
 
   private readonly onStreamClose = (): void => this.finish();
 
-  private attach(stream: Duplex): void {
-    stream.on('data', this.onData);
-    stream.on('end', this.onEnd);
-    stream.on('error', this.onError);
-    stream.on('close', this.onStreamClose);
-  }
-
-  private detach(stream: Duplex): void {
-    stream.off('data', this.onData);
-    stream.off('end', this.onEnd);
-    stream.off('error', this.onError);
-    stream.off('close', this.onStreamClose);
-    stream.on('error', () => undefined);
-  }
-
   private secured(secure: Duplex): void {
     if (this.state.phase !== 'tls') {
       secure.destroy();
       return;
     }
-    this.stream = secure;
+    this.io.replace(secure);
     this.tls = true;
     this.authUser = null;
     this.state = { phase: 'fresh' };
-    this.attach(secure);
     this.log.info({ status: 'tls' }, 'TLS established');
     this.idle();
   }
@@ -313,18 +300,7 @@ export class Session implements SessionContext {
 
   /** Waits until the client reads our replies (or the command timeout passes: then the caller gives up). */
   private drained(): Promise<void> {
-    const stream = this.stream;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        cancel();
-        stream.off('drain', done);
-        stream.off('close', done);
-        resolve();
-      };
-      const cancel = this.clock.schedule(this.settings.commandTimeoutMs, done);
-      stream.on('drain', done);
-      stream.on('close', done);
-    });
+    return this.io.drained(this.clock, this.settings.commandTimeoutMs);
   }
 
   /** Waiting for the client again: write what is pending, then apply end/shutdown or arm the timer. */
