@@ -14,8 +14,8 @@
  * Env: BENCH_IMAP_SCALE (default 1 = the issue's counts; 0.1 while iterating), BENCH_IMAP_DOVECOT=0 skips
  * Dovecot, BENCH_IMAP_ONLY=select,fetch runs only those rows (login select fetch subject body bodies mixed
  * idle pop3), BENCH_IMAP_SAMPLES=N takes N samples of the short rows, BENCH_IMAP_PROF=DIR writes
- * Cartero's CPU profile there. Loopback only; every loop is
- * bounded in count and time.
+ * Cartero's CPU profile there, BENCH_IMAP_NODE_FLAGS="--perf-basic-prof" passes flags to Cartero's node
+ * (for `perf record -p`). Loopback only; every loop is bounded in count and time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
@@ -280,6 +280,7 @@ async function startCartero(dir: string): Promise<Server> {
   const logFile = join(dir, 'cartero.log');
   const out = openSync(logFile, 'a');
   const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  profile.push(...(process.env.BENCH_IMAP_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''));
   const child: ChildProcess = spawn(process.execPath, ['--expose-gc', ...profile, '--import', 'tsx', join(import.meta.dirname, 'cartero-server.ts'), config], {
     stdio: ['ignore', out, 'inherit'],
   });
