@@ -16,7 +16,7 @@ export type ShaCryptId = '5' | '6';
 const ROUNDS_DEFAULT = 5000;
 const ROUNDS_MIN = 1000;
 // The spec allows 999,999,999; more than this in a stored hash is hostile, not real.
-export const MAX_CRYPT_ROUNDS = 100_000;
+const MAX_CRYPT_ROUNDS = 100_000;
 // Step 3 hashes the password len(P) times (quadratic); no real password comes near this.
 const MAX_PASSWORD_BYTES = 4096;
 const SALT_MAX = 16;
@@ -80,7 +80,7 @@ export async function makeShaCrypt(id: ShaCryptId, password: string, salt: strin
 /** The whole crypt string for `password` with the parameters of `parsed`. */
 function shaCrypt(h: IHasher, parsed: ParsedShaCrypt, pw: Buffer): string {
   const size = parsed.id === '6' ? 64 : 32;
-  const salt = Buffer.from(parsed.salt.slice(0, SALT_MAX), 'latin1').subarray(0, SALT_MAX);
+  const salt = Buffer.from(parsed.salt.slice(0, SALT_MAX), 'latin1');
   const rounds = Math.max(ROUNDS_MIN, parsed.rounds ?? ROUNDS_DEFAULT);
   const digest = (...parts: Uint8Array[]): Uint8Array => {
     h.init();

@@ -1,7 +1,8 @@
 /*
  * Message operations and the change log of the embedded backend. UID and MODSEQ come from the mailbox
  * row inside the single writer's transaction, so they are gap-free to readers. Counters on the mailbox
- * row are updated in the same statement batch as the messages. Bytes are never read here.
+ * row are updated in the same statement batch as the messages. Message bytes are read here only on the
+ * reader connection (contentOf, contentsOf), and checked (blobs.ts checkInline) before they leave.
  */
 import type { AppendResult, BlobId, CompactIndex, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageIndex, MessageMeta, Quota, UidRange } from '../../api.js';
 import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags } from '../../common.js';
@@ -129,7 +130,7 @@ function copyRows(ctx: OpContext, fromId: number, uids: UidRange[], toId: number
 }
 
 /**
- * `contentsOf` for several messages, per UID asked: its bytes (checked against the blob id), the blob id
+ * `contentsOf` for several messages, per UID asked: its bytes (checked: checkInline), the blob id
  * when the bytes are in a file (the caller reads and checks those), or null when the message is gone.
  */
 export type MessageContents = (Uint8Array | BlobId | null)[];
