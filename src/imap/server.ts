@@ -15,7 +15,6 @@ import type { Logger } from '../log/logger.js';
 import { systemClock, type ServerClock } from '../net/clock.js';
 import { LiveSessions } from '../net/live-sessions.js';
 import { closeWith, type ConnectionHandler, type ConnectionInfo } from '../net/listeners.js';
-import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import type { Store } from '../store/index.js';
 import { UserSlots } from '../net/user-slots.js';
@@ -160,14 +159,7 @@ class Server implements ImapServer {
   }
 
   handler(listener: ImapListenerInfo): ConnectionHandler {
-    return {
-      accept: (socket, conn) => this.handle(socket, conn, listener),
-      refuse: (socket, conn, reason) => {
-        this.options.logger.warn({ proto: 'imap', client: conn.client, status: 'refused', reason }, 'connection refused');
-        closeWith(socket, busyLine('imap', this.hostname()));
-      },
-      shutdown: (socket) => this.live.get(socket)?.drain(),
-    };
+    return this.live.handler('imap', this.options.logger, () => this.hostname(), (socket, conn) => this.handle(socket, conn, listener));
   }
 
   drain(timeoutMs = 10_000): Promise<void> {

@@ -3,8 +3,13 @@
  * hook hands back), for a graceful drain: stop taking new sessions, ask each live one to finish, and
  * destroy whatever is left when the time is up. Shared by the SMTP/LMTP, IMAP and POP3 servers.
  */
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Protocol } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import { busyLine } from './busy.js';
 import type { ServerClock } from './clock.js';
+import { closeWith, type ConnectionHandler, type ConnectionInfo } from './listeners.js';
 
 export interface DrainableSession {
   /** finish what is in flight and close (the protocol's goodbye) */
@@ -35,6 +40,22 @@ export class LiveSessions<S extends DrainableSession> {
 
   get(socket: Duplex): S | undefined {
     return this.live.get(socket);
+  }
+
+  /**
+   * The listeners' hooks for one protocol server: `accept` starts a session; a connection over a
+   * listener's limits is logged and gets the protocol's busy line; at shutdown the socket's session is
+   * asked to finish. `hostname` is read at each use (a reload may change it).
+   */
+  handler(proto: Protocol, logger: Logger, hostname: () => string, accept: (socket: Socket, conn: ConnectionInfo) => void): ConnectionHandler {
+    return {
+      accept,
+      refuse: (socket, conn, reason) => {
+        logger.warn({ proto, client: conn.client, status: 'refused', reason }, 'connection refused');
+        closeWith(socket, busyLine(proto, hostname()));
+      },
+      shutdown: (socket) => this.live.get(socket)?.drain(),
+    };
   }
 
   /** a session ended (its onClose) */

@@ -15,7 +15,6 @@ import type { Logger } from '../log/logger.js';
 import { systemClock, type ServerClock } from '../net/clock.js';
 import { LiveSessions } from '../net/live-sessions.js';
 import { closeWith, type ConnectionHandler, type ConnectionInfo } from '../net/listeners.js';
-import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import type { Store } from '../store/index.js';
 import { LocalMaildropLocks, type MaildropLocks } from './lock.js';
@@ -179,14 +178,7 @@ class Server implements Pop3Server {
   }
 
   handler(listener: Pop3ListenerInfo): ConnectionHandler {
-    return {
-      accept: (socket, conn) => this.handle(socket, conn, listener),
-      refuse: (socket, conn, reason) => {
-        this.options.logger.warn({ proto: 'pop3', client: conn.client, status: 'refused', reason }, 'connection refused');
-        closeWith(socket, busyLine('pop3', this.hostname()));
-      },
-      shutdown: (socket) => this.live.get(socket)?.drain(),
-    };
+    return this.live.handler('pop3', this.options.logger, () => this.hostname(), (socket, conn) => this.handle(socket, conn, listener));
   }
 
   drain(timeoutMs = 10_000): Promise<void> {

@@ -12,7 +12,6 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import { configuredListeners, type Config, type ListenerSettings } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { closeWith, protocolListenerSpecs, startListeners, type BoundListener, type ConnectionHandler, type ConnectionInfo, type Listeners } from '../net/listeners.js';
-import { busyLine } from '../net/busy.js';
 import { handshake, isLoopback, loadTlsFiles, TlsSetupError } from '../net/tls.js';
 import { createNetworkMatcher } from '../policy/mynetworks.js';
 import type { SmtpServices } from './services.js';
@@ -236,14 +235,7 @@ class Server implements SmtpServer {
 
 
   handler(listener: SmtpListenerInfo): ConnectionHandler {
-    return {
-      accept: (socket, conn) => this.handle(socket, conn, listener),
-      refuse: (socket, conn, reason) => {
-        this.options.logger.warn({ proto: this.protocol, client: conn.client, status: 'refused', reason }, 'connection refused');
-        closeWith(socket, busyLine(this.protocol, this.hostname()));
-      },
-      shutdown: (socket) => this.live.get(socket)?.drain(),
-    };
+    return this.live.handler(this.protocol, this.options.logger, () => this.hostname(), (socket, conn) => this.handle(socket, conn, listener));
   }
 
   drain(timeoutMs = 10_000): Promise<void> {
