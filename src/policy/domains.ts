@@ -7,12 +7,11 @@
 import type { Clock, Store } from '../store/index.js';
 import { systemClock } from '../store/api.js';
 import { isStoreError } from '../store/index.js';
+import { TtlCache } from '../ttl-cache.js';
 import { isPlainDomain } from './address.js';
 
 /** Measured on the embedded store: ~190 µs per uncached lookup (a worker round trip), ~1 µs cached. */
 export const DEFAULT_DOMAIN_CACHE_MS = 2000;
-/** beyond this many cached names the cache starts over (a flood of random domains cannot grow it) */
-const MAX_CACHED = 10_000;
 
 export interface LocalDomainsOptions {
   store: Store;
@@ -26,14 +25,15 @@ export interface LocalDomainsOptions {
 export class LocalDomains {
   private readonly configured: ReadonlySet<string>;
   private readonly relay: ReadonlySet<string>;
-  private readonly cache = new Map<string, { local: boolean; until: number }>();
-  private readonly cacheMs: number;
+  /** null when answers are not kept (cacheMs 0); bounded, so a flood of random domains cannot grow it */
+  private readonly cache: TtlCache<boolean> | null;
   private readonly clock: Clock;
 
   constructor(private readonly options: LocalDomainsOptions) {
     this.configured = new Set(options.domains.map((d) => d.toLowerCase()));
     this.relay = new Set(options.relayDomains.map((d) => d.toLowerCase()));
-    this.cacheMs = options.cacheMs ?? DEFAULT_DOMAIN_CACHE_MS;
+    const cacheMs = options.cacheMs ?? DEFAULT_DOMAIN_CACHE_MS;
+    this.cache = cacheMs > 0 ? new TtlCache<boolean>(cacheMs) : null;
     this.clock = options.clock ?? systemClock;
   }
 
@@ -47,13 +47,10 @@ export class LocalDomains {
     // Only plain host names reach the store: it folds a trailing dot, which must stay "not ours".
     if (!isPlainDomain(d)) return false;
     const now = this.clock.now();
-    const hit = this.cache.get(d);
-    if (hit && hit.until > now) return hit.local;
+    const hit = this.cache?.get(d, now);
+    if (hit !== undefined) return hit;
     const local = await this.lookup(d);
-    if (this.cacheMs > 0) {
-      if (this.cache.size >= MAX_CACHED) this.cache.clear();
-      this.cache.set(d, { local, until: now + this.cacheMs });
-    }
+    this.cache?.set(d, local, now);
     return local;
   }
 

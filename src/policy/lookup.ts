@@ -69,6 +69,7 @@ export function cachedLocalLookup(store: Store, delimiters: string, ms: number, 
     const hit = hits.get(key, now);
     if (hit) return hit;
     const target = await lookupLocal(store, local, domain, delimiters);
+    // an unknown answer also drops a hit stored meanwhile by a concurrent lookup: the newer answer wins
     if (target.kind === 'unknown') hits.delete(key);
     else hits.set(key, target, now);
     return target;
