@@ -82,14 +82,12 @@ function shaCrypt(h: IHasher, parsed: ParsedShaCrypt, pw: Buffer): string {
   const size = parsed.id === '6' ? 64 : 32;
   const salt = Buffer.from(parsed.salt.slice(0, SALT_MAX), 'latin1');
   const rounds = Math.max(ROUNDS_MIN, parsed.rounds ?? ROUNDS_DEFAULT);
-  const digest = (...parts: Uint8Array[]): Uint8Array => {
-    h.init();
-    for (const p of parts) h.update(p);
-    return h.digest('binary');
-  };
-
   // steps 4–8: B = H(P S P)
-  const b = digest(pw, salt, pw);
+  h.init();
+  h.update(pw);
+  h.update(salt);
+  h.update(pw);
+  const b = h.digest('binary');
   // steps 1–3, 9–12: A = H(P S B… then B or P for each bit of len(P))
   h.init();
   h.update(pw);

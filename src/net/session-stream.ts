@@ -15,21 +15,21 @@ export interface StreamListeners {
 
 export class SessionStream {
   private stream: Duplex;
+  private readonly events: [string, Parameters<Duplex['on']>[1]][];
 
-  constructor(
-    stream: Duplex,
-    private readonly listeners: StreamListeners,
-  ) {
+  constructor(stream: Duplex, listeners: StreamListeners) {
     this.stream = stream;
+    this.events = [
+      ['data', listeners.data],
+      ['end', listeners.end],
+      ['error', listeners.error],
+      ['close', listeners.close],
+    ];
   }
 
   /** Starts delivering the current stream's events to the session. */
   listen(): void {
-    const s = this.stream;
-    s.on('data', this.listeners.data);
-    s.on('end', this.listeners.end);
-    s.on('error', this.listeners.error);
-    s.on('close', this.listeners.close);
+    for (const [event, fn] of this.events) this.stream.on(event, fn);
   }
 
   get current(): Duplex {
@@ -42,10 +42,7 @@ export class SessionStream {
    */
   release(): Duplex {
     const s = this.stream;
-    s.off('data', this.listeners.data);
-    s.off('end', this.listeners.end);
-    s.off('error', this.listeners.error);
-    s.off('close', this.listeners.close);
+    for (const [event, fn] of this.events) s.off(event, fn);
     s.on('error', () => undefined);
     return s;
   }
