@@ -7,6 +7,7 @@
  * Usage: node --expose-gc --import tsx bench/cartero-server.ts CONFIG.yaml
  */
 import '../src/threadpool.js';
+import '../src/heap-tuning.js';
 import { loadConfig } from '../src/config/load.js';
 import { createImapServer } from '../src/imap/server.js';
 import { createLogger } from '../src/log/logger.js';

@@ -4,6 +4,7 @@
  * Never prints a stack trace for an expected failure (set CARTERO_DEBUG=1 to see unexpected ones).
  */
 import '../threadpool.js';
+import '../heap-tuning.js';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../config/errors.js';
