@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { test } from 'node:test';
+import { ASK_READER, InlineReader } from '../../src/store/backends/embedded/inline-reads.js';
 import { INLINE_BLOB_LIMIT } from '../../src/store/backends/embedded/store.js';
 import { openStore } from '../../src/store/index.js';
 import { isStoreError } from '../../src/store/errors.js';
@@ -119,5 +120,33 @@ test('embedded: a store path that cannot be created is reported as unavailable',
     await assert.rejects(openStore({ backend: 'embedded', path: join(dir, 'file', 'sub') }), (e) => isStoreError(e, 'unavailable'));
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('embedded: key lookups answered on the event loop agree with the reader thread, and defer to it when they cannot answer', async () => {
+  const s = await openFresh();
+  try {
+    await s.store.directory.addDomain('inline.test');
+    const account = await s.store.directory.addAccount({ address: 'u@inline.test', passwordHash: null });
+    await s.store.mailboxes.create(account.id, 'INBOX');
+    const inline = InlineReader.open(join(s.dir, 'cartero.sqlite'));
+    assert.ok(inline, 'opens on the store database');
+    // mailboxes.list runs on the reader thread: the same row, as of the last commit
+    const [fromReader] = await s.store.mailboxes.list(account.id);
+    assert.deepEqual(inline.tryCall('mailboxes.get', [account.id, 'INBOX']), fromReader);
+    assert.deepEqual(inline.tryCall('mailboxes.getById', [fromReader!.id]), fromReader);
+    assert.deepEqual(inline.tryCall('directory.getAccount', ['u@inline.test']), await s.store.directory.getAccountById(account.id));
+    assert.equal(inline.tryCall('mailboxes.get', [account.id, 'Nowhere']), null);
+    // a commit is visible to the next lookup, with no wait
+    await s.store.messages.append(fromReader!.id, { content: Buffer.from('Subject: x\r\n\r\nx\r\n'), flags: [] }, Date.now());
+    assert.equal((inline.tryCall('mailboxes.get', [account.id, 'INBOX']) as { messages: number }).messages, 1);
+    // scans and writes are never answered here; nor is anything once the connection is gone
+    assert.equal(inline.tryCall('mailboxes.list', [account.id]), ASK_READER);
+    assert.equal(inline.tryCall('mailboxes.create', [account.id, 'X']), ASK_READER);
+    inline.close();
+    assert.equal(inline.tryCall('mailboxes.get', [account.id, 'INBOX']), ASK_READER);
+    assert.equal(InlineReader.open(join(s.dir, 'missing.sqlite')), null);
+  } finally {
+    await s.cleanup();
   }
 });

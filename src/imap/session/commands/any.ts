@@ -14,7 +14,14 @@ export const capability: CommandHandler = async (ctx, cmd) => {
 
 export const noop: CommandHandler = async (ctx, cmd) => {
   new Args(cmd.args).end();
-  if (ctx.view) ctx.view.dirty = true;
+  // NOOP is how clients poll: look at the store, not only at the change feed. Every change raises the
+  // mailbox's HIGHESTMODSEQ, so one key lookup says whether there are changes to read; expunges read
+  // earlier but held back (during FETCH, STORE, SEARCH) are announced now.
+  const view = ctx.view;
+  if (view) {
+    const box = await ctx.store.mailboxes.getById(view.id);
+    if (!box || box.highestModseq > view.modseq || view.pendingExpunge.size > 0) view.dirty = true;
+  }
   return ok('NOOP completed');
 };
 

@@ -30,6 +30,7 @@ import { BLOB_FILE_MISSING } from './blobs.js';
 import { BlobFiles } from './blobfiles.js';
 import { embeddedBulk } from './bulk-client.js';
 import { embeddedCluster } from './cluster-client.js';
+import { ASK_READER, InlineReader } from './inline-reads.js';
 import { READ_OPS } from './ops.js';
 import { remote, WorkerClient } from './rpc.js';
 import type { WorkerInit } from './worker.js';
@@ -54,7 +55,8 @@ export async function openEmbeddedStore(config: { path: string }): Promise<Store
   const writer = await startWorker({ ...init, reader: false }, signal);
   try {
     const reader = await startWorker({ ...init, reader: true }, signal);
-    return new EmbeddedStore(writer, reader, files, events);
+    // opened after the writer, which creates the database and migrates it
+    return new EmbeddedStore(writer, reader, InlineReader.open(init.dbPath), files, events);
   } catch (err) {
     await writer.close();
     throw err;
@@ -104,10 +106,15 @@ class EmbeddedStore implements Store {
   constructor(
     private readonly writer: WorkerClient,
     private readonly reader: WorkerClient,
+    private readonly inline: InlineReader | null,
     private readonly files: BlobFiles,
     events: EventEmitter,
   ) {
-    this.call = (op, args) => (READ_OPS.has(op) ? reader : writer).call(op, args);
+    this.call = (op, args) => {
+      if (!READ_OPS.has(op)) return writer.call(op, args);
+      const value = inline ? inline.tryCall(op, args) : ASK_READER;
+      return value === ASK_READER ? reader.call(op, args) : Promise.resolve(value);
+    };
     this.directory = remote(this.call, 'directory');
     this.mailboxes = remote(this.call, 'mailboxes');
     this.cluster = embeddedCluster(remote(this.call, 'cluster'));
@@ -243,6 +250,7 @@ class EmbeddedStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.inline?.close();
     await Promise.all([this.reader.close(), this.writer.close()]);
   }
 }
