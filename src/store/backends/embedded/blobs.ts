@@ -20,14 +20,17 @@ const asBuffer = (c: Uint8Array) => Buffer.from(c.buffer, c.byteOffset, c.byteLe
 // zlib.crc32 is Node 20.15+; without it rows get no CRC and reads check the SHA-256 of the id
 const crc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 
+/** Rows with a CRC-32 are checked by it alone: a read needs the blob id only of rows without one. */
+export const CHECKS_BY_CRC = crc32 !== undefined;
+
 /**
  * Throws `corrupt` unless inline bytes are what was stored: the row's CRC-32 where it has one (any
  * accidental damage shows; the id's SHA-256, at three times the cost per read, guards content addressing
- * at write time), else the id itself.
+ * at write time), else the id itself (null: not read, see CHECKS_BY_CRC). `what` names it in the error.
  */
-export function checkInline(id: BlobId, content: Uint8Array, crc: number | null): void {
-  const ok = crc !== null && crc32 ? crc32(content) === crc : sha256(asBuffer(content)) === id;
-  if (!ok) throw new StoreError('corrupt', `blob ${id} does not match what was stored`);
+export function checkInline(id: BlobId | null, content: Uint8Array, crc: number | null, what = `blob ${id}`): void {
+  const ok = crc !== null && crc32 ? crc32(content) === crc : id !== null && sha256(asBuffer(content)) === id;
+  if (!ok) throw new StoreError('corrupt', `${what} does not match what was stored`);
 }
 
 function upsertBlob(ctx: OpContext, id: BlobId, size: number, now: number, inline: InlineContent, refs: 0 | 1): void {

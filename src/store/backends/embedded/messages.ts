@@ -7,7 +7,7 @@
 import type { AppendResult, BlobId, CompactIndex, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageIndex, MessageMeta, Quota, UidRange } from '../../api.js';
 import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags } from '../../common.js';
 import { StoreError } from '../../errors.js';
-import { checkInline, type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
+import { CHECKS_BY_CRC, checkInline, type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
 import { mailboxRowById, type MailboxRow } from './mailboxes.js';
 
@@ -364,15 +364,16 @@ export function messageOps(ctx: OpContext) {
      */
     contentsOf(mailboxId: number, uids: number[]): MessageContents {
       const found = new Map<number, Buffer | BlobId>();
-      // contiguous UIDs (the usual sequence set) are one range scan, not one lookup each
-      const q = stmt(ctx, 'SELECT m.uid, m.blob_id, b.content, b.crc32 FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?').raw(
-        true,
-      );
+      // contiguous UIDs (the usual sequence set) are one range scan, not one lookup each; the 64-character
+      // id is read only where it is needed (a file, a row without CRC): ~8% of the cost of a 4 KB row
+      const id = CHECKS_BY_CRC ? 'CASE WHEN b.content IS NULL OR b.crc32 IS NULL THEN m.blob_id END' : 'm.blob_id';
+      const q = stmt(ctx, `SELECT m.uid, ${id}, b.content, b.crc32 FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?`).raw(true);
       const sorted = [...uids].sort((a, b) => a - b);
       for (const r of mergeRanges(sorted.map((u) => ({ from: u, to: u })))) {
-        for (const [uid, id, content, crc] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<[number, string, Buffer | null, number | null]>) {
-          if (content !== null) checkInline(id, content, crc);
-          found.set(uid, content ?? id);
+        for (const [uid, id, content, crc] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<[number, BlobId | null, Buffer | null, number | null]>) {
+          if (content !== null) checkInline(id, content, crc, `message ${mailboxId}/${uid}`);
+          // a row with no inline content always has its id read
+          found.set(uid, content ?? id!);
         }
       }
       return uids.map((uid) => found.get(uid) ?? null);
