@@ -12,5 +12,6 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
-setFlagsFromString('--heap-growing-percent=300');
+// an operator's own `node --heap-growing-percent=N` (e.g. to trade CPU for memory) wins, as with threadpool.ts
+if (!process.execArgv.some((a) => /^--heap[-_]growing[-_]percent/.test(a))) setFlagsFromString('--heap-growing-percent=300');
 export {};

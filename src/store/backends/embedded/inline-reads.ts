@@ -1,8 +1,8 @@
 /*
  * Lookups of one small row by its key, answered on the event loop's own read-only SQLite connection
  * instead of the reader thread. A hop to a worker thread and back costs two thread wake-ups, 0.3–0.6 ms
- * on a shared virtual machine, many times the lookup itself: SELECT (one mailbox row) and NOOP took
- * 0.8 ms where a command without a store call took 0.2 ms. The rows named here are few and hot (their
+ * on a shared virtual machine, many times the lookup itself: SELECT (one mailbox row) took 0.8 ms
+ * where a command without a store call took 0.2 ms. The rows named here are few and hot (their
  * pages stay cached), so the event loop is held for microseconds; scans, bodies and anything that grows
  * with a mailbox stay on the reader thread.
  *
