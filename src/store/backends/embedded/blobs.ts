@@ -24,13 +24,22 @@ const crc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 export const CHECKS_BY_CRC = crc32 !== undefined;
 
 /**
- * Throws `corrupt` unless inline bytes are what was stored: the row's CRC-32 where it has one (any
- * accidental damage shows; the id's SHA-256, at three times the cost per read, guards content addressing
- * at write time), else the id itself (null: not read, see CHECKS_BY_CRC). `what` names it in the error.
+ * Whether inline bytes are what was stored: the row's CRC-32 where it has one (any accidental damage
+ * shows; the id's SHA-256, at three times the cost per read, guards content addressing at write time),
+ * else the id itself (null: not read, see CHECKS_BY_CRC).
  */
-export function checkInline(id: BlobId | null, content: Uint8Array, crc: number | null, what = `blob ${id}`): void {
-  const ok = crc !== null && crc32 ? crc32(content) === crc : id !== null && sha256(asBuffer(content)) === id;
-  if (!ok) throw new StoreError('corrupt', `${what} does not match what was stored`);
+export function inlineIntact(id: BlobId | null, content: Uint8Array, crc: number | null): boolean {
+  return crc !== null && crc32 ? crc32(content) === crc : id !== null && sha256(asBuffer(content)) === id;
+}
+
+/** The error for stored bytes that are not what was stored; `what` names them (a blob, a message). */
+export function corrupt(what: string): StoreError {
+  return new StoreError('corrupt', `${what} does not match what was stored`);
+}
+
+/** Throws `corrupt` unless the inline bytes of blob `id` are intact (inlineIntact). */
+export function checkInline(id: BlobId, content: Uint8Array, crc: number | null): void {
+  if (!inlineIntact(id, content, crc)) throw corrupt(`blob ${id}`);
 }
 
 function upsertBlob(ctx: OpContext, id: BlobId, size: number, now: number, inline: InlineContent, refs: 0 | 1): void {

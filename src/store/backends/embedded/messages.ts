@@ -7,7 +7,7 @@
 import type { AppendResult, BlobId, CompactIndex, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageIndex, MessageMeta, Quota, UidRange } from '../../api.js';
 import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags } from '../../common.js';
 import { StoreError } from '../../errors.js';
-import { CHECKS_BY_CRC, checkInline, type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
+import { CHECKS_BY_CRC, checkInline, corrupt, inlineIntact, type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
 import { mailboxRowById, type MailboxRow } from './mailboxes.js';
 
@@ -130,7 +130,15 @@ function copyRows(ctx: OpContext, fromId: number, uids: UidRange[], toId: number
 }
 
 /**
- * `contentsOf` for several messages, per UID asked: its bytes (checked: checkInline), the blob id
+ * contentsOf's read: contiguous UIDs (the usual sequence set) are one range scan, not one lookup each;
+ * the 64-character blob id is read only where it is needed (a file, a row without CRC): ~8% of the cost
+ * of a 4 KB row.
+ */
+const CONTENTS_IN_RANGE = `SELECT m.uid, ${CHECKS_BY_CRC ? 'CASE WHEN b.content IS NULL OR b.crc32 IS NULL THEN m.blob_id END' : 'm.blob_id'}, b.content, b.crc32
+  FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?`;
+
+/**
+ * `contentsOf` for several messages, per UID asked: its bytes (checked: inlineIntact), the blob id
  * when the bytes are in a file (the caller reads and checks those), or null when the message is gone.
  */
 export type MessageContents = (Uint8Array | BlobId | null)[];
@@ -357,21 +365,18 @@ export function messageOps(ctx: OpContext) {
       })();
     },
     /**
-     * contents, one round trip: the inline bytes of every message found, checked (checkInline) here
+     * contents, one round trip: the inline bytes of every message found, checked (inlineIntact) here
      * (off the event loop). Each is the buffer SQLite's row gave, alone on its memory, so it moves to the
      * main thread without a copy (transfer.ts); packing them into one buffer cost a copy of every byte
      * into fresh, page-faulting memory.
      */
     contentsOf(mailboxId: number, uids: number[]): MessageContents {
       const found = new Map<number, Buffer | BlobId>();
-      // contiguous UIDs (the usual sequence set) are one range scan, not one lookup each; the 64-character
-      // id is read only where it is needed (a file, a row without CRC): ~8% of the cost of a 4 KB row
-      const id = CHECKS_BY_CRC ? 'CASE WHEN b.content IS NULL OR b.crc32 IS NULL THEN m.blob_id END' : 'm.blob_id';
-      const q = stmt(ctx, `SELECT m.uid, ${id}, b.content, b.crc32 FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?`).raw(true);
+      const q = stmt(ctx, CONTENTS_IN_RANGE).raw(true);
       const sorted = [...uids].sort((a, b) => a - b);
       for (const r of mergeRanges(sorted.map((u) => ({ from: u, to: u })))) {
         for (const [uid, id, content, crc] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<[number, BlobId | null, Buffer | null, number | null]>) {
-          if (content !== null) checkInline(id, content, crc, `message ${mailboxId}/${uid}`);
+          if (content !== null && !inlineIntact(id, content, crc)) throw corrupt(`message ${mailboxId}/${uid}`);
           // a row with no inline content always has its id read
           found.set(uid, content ?? id!);
         }
