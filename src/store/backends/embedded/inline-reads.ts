@@ -12,25 +12,20 @@
  */
 import Database from 'better-sqlite3';
 import { StoreError } from '../../errors.js';
-import type { OpContext } from './context.js';
 import { createOps, type Ops } from './ops.js';
 
-export const INLINE_READ_OPS: ReadonlySet<string> = new Set([
-  'mailboxes.get',
-  'mailboxes.getById',
-  'directory.getDomain',
-  'directory.getAccount',
-  'directory.getAccountById',
-  'directory.getAlias',
-]);
+const INLINE_READ_OPS = ['mailboxes.get', 'mailboxes.getById', 'directory.getDomain', 'directory.getAccount', 'directory.getAccountById', 'directory.getAlias'] as const;
 
 /** What `tryCall` returns when the reader thread must answer instead. */
 export const ASK_READER = Symbol('ask the reader thread');
 
+type Lookup = (...args: unknown[]) => unknown;
+
 export class InlineReader {
   private constructor(
     private readonly db: Database.Database,
-    private readonly ops: Ops,
+    /** INLINE_READ_OPS by name, resolved once */
+    private readonly lookups: ReadonlyMap<string, Lookup>,
   ) {}
 
   /** null when the connection cannot be opened: every lookup then goes to the reader thread. */
@@ -43,8 +38,14 @@ export class InlineReader {
       const refuse = (): never => {
         throw new StoreError('invalid', 'not a point read');
       };
-      const ctx: OpContext = { db, blobFileExists: refuse, unlinkBlobFile: refuse, signal: refuse };
-      return new InlineReader(db, createOps(ctx));
+      const ops = createOps({ db, blobFileExists: refuse, unlinkBlobFile: refuse, signal: refuse });
+      const lookups = new Map<string, Lookup>();
+      for (const op of INLINE_READ_OPS) {
+        const [ns, name] = op.split('.') as [keyof Ops, string];
+        const fn = (ops[ns] as Record<string, Lookup | undefined>)[name];
+        if (fn) lookups.set(op, fn);
+      }
+      return new InlineReader(db, lookups);
     } catch {
       db?.close();
       return null;
@@ -56,12 +57,10 @@ export class InlineReader {
    * purpose is still left to the reader to raise, so callers see exactly the errors they always saw.
    */
   tryCall(op: string, args: unknown[]): unknown {
-    if (!INLINE_READ_OPS.has(op)) return ASK_READER;
-    const [ns, name] = op.split('.') as [keyof Ops, string];
-    const fn = (this.ops[ns] as Record<string, (...a: unknown[]) => unknown>)[name];
-    if (!fn) return ASK_READER;
+    const lookup = this.lookups.get(op);
+    if (!lookup) return ASK_READER;
     try {
-      return fn(...args);
+      return lookup(...args);
     } catch {
       return ASK_READER;
     }
