@@ -124,14 +124,35 @@ function tail(file: string, lines = 15): string {
   }
 }
 
+/** The log a node wrote since its last start (the lab's own marker line onwards), at most `lines` lines. */
+function tailSinceStart(file: string, lines = 15): string {
+  const text = tail(file, 400).split('\n');
+  let marker = text.length - 1;
+  while (marker > 0 && !/ lab: starting /.test(text[marker]!)) marker--;
+  return text.slice(marker).slice(-lines).join('\n');
+}
+
+/**
+ * How children this process spawned ended (pid -> "exit code 1", "signal SIGSEGV"): a process that dies
+ * before it can log (a crash, a signal) says nothing in its log, and its parent is the only witness.
+ */
+const childExits = new Map<number, string>();
+
+function exitOf(pid: number | null): string {
+  const how = pid === null ? undefined : childExits.get(pid);
+  return how ? ` (${how})` : '';
+}
+
 function spawnDetached(args: string[], logFile: string, env: NodeJS.ProcessEnv): number {
   const fd = openSync(logFile, 'a');
   try {
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env });
     child.on('error', () => undefined);
     child.unref();
-    if (child.pid === undefined) throw new LabError(`cannot start ${args.join(' ')}`);
-    return child.pid;
+    const pid = child.pid;
+    if (pid === undefined) throw new LabError(`cannot start ${args.join(' ')}`);
+    child.once('exit', (code, sig) => childExits.set(pid, sig ? `signal ${sig}` : `exit code ${code}`));
+    return pid;
   } finally {
     closeSync(fd);
   }
@@ -262,8 +283,11 @@ async function waitNodeReady(name: string, n: NodeState, config: Config, timeout
   const end = Date.now() + timeoutMs;
   for (const l of configuredListeners(config)) {
     while (!(await probe(l.address, l.port))) {
-      if (!isOurs(n.pid, n.config)) throw new LabError(`node ${name} exited during start; its log ends:\n${tail(n.log)}`);
-      if (Date.now() > end) throw new LabError(`node ${name}: ${l.proto} ${l.address}:${l.port} did not answer within ${timeoutMs / 1000} s; its log ends:\n${tail(n.log)}`);
+      if (!isOurs(n.pid, n.config)) {
+        await sleep(200); // lets the child's exit event (its code or signal) arrive
+        throw new LabError(`node ${name} exited during start${exitOf(n.pid)}; its log since the start:\n${tailSinceStart(n.log)}`);
+      }
+      if (Date.now() > end) throw new LabError(`node ${name}: ${l.proto} ${l.address}:${l.port} did not answer within ${timeoutMs / 1000} s; its log since the start:\n${tailSinceStart(n.log)}`);
       await sleep(100);
     }
   }
@@ -336,7 +360,7 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     const end = Date.now() + timeout;
     let ready = readDnsReady(dir);
     while (!ready) {
-      if (!isOurs(dnsPid, paths.zone(dir))) throw new LabError(`the lab DNS server exited during start; its log ends:\n${tail(paths.dnsLog(dir))}`);
+      if (!isOurs(dnsPid, paths.zone(dir))) throw new LabError(`the lab DNS server exited during start${exitOf(dnsPid)}; its log ends:\n${tail(paths.dnsLog(dir))}`);
       if (Date.now() > end) throw new LabError(`the lab DNS server did not start within ${timeout / 1000} s`);
       await sleep(50);
       ready = readDnsReady(dir);
