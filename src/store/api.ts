@@ -424,10 +424,14 @@ export interface MessageStore {
   compactIndex(mailboxId: number, fromUid?: number): Promise<CompactIndex>;
   /**
    * The bytes of several messages in one round trip, in the order of `uids`; null for a message that is
-   * gone. Each verified against its hash (throws `corrupt`), as `content`.
+   * gone. Each verified against its hash (throws `corrupt`), as `content`. `purpose`: 'answer' (default)
+   * for bytes a client waits for (FETCH, RETR), 'scan' for one batch of a pass over a mailbox (SEARCH),
+   * which a backend may read where it overlaps the caller's work rather than where it is quickest.
    */
-  contents(mailboxId: number, uids: readonly number[]): Promise<(Buffer | null)[]>;
+  contents(mailboxId: number, uids: readonly number[], purpose?: ContentsPurpose): Promise<(Buffer | null)[]>;
 }
+
+export type ContentsPurpose = 'answer' | 'scan';
 
 /** A columnar message index (see MessageStore.compactIndex): message k has flags `flagSets[flags[k]]`. */
 export interface CompactIndex {

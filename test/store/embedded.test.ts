@@ -66,6 +66,8 @@ test('embedded: inline bytes are checked by their CRC-32, and rows from before i
       await assert.rejects(h.store.messages.content(inbox.id, 1), (e) => isStoreError(e, 'corrupt'));
       // FETCH's batch read does not read the id of a row with a CRC, and still names the message
       await assert.rejects(h.store.messages.contents(inbox.id, [1]), (e) => isStoreError(e, 'corrupt') && e.message.includes(`message ${inbox.id}/1`));
+      // a mismatch found on the event loop's connection is left to the reader, which raises it: same error either way
+      await assert.rejects(h.store.messages.contents(inbox.id, [1], 'scan'), (e) => isStoreError(e, 'corrupt') && e.message.includes(`message ${inbox.id}/1`));
       await assert.rejects(h.store.blobs.get(put.id), (e) => isStoreError(e, 'corrupt'));
       db.prepare('UPDATE blobs SET content = ? WHERE id = ?').run(content, put.id);
       assert.deepEqual(await h.store.blobs.get(put.id), content);
@@ -140,8 +142,19 @@ test('embedded: key lookups answered on the event loop agree with the reader thr
     assert.deepEqual(inline.tryCall('directory.getAccount', ['u@inline.test']), await s.store.directory.getAccountById(account.id));
     assert.equal(inline.tryCall('mailboxes.get', [account.id, 'Nowhere']), null);
     // a commit is visible to the next lookup, with no wait
-    await s.store.messages.append(fromReader!.id, { content: Buffer.from('Subject: x\r\n\r\nx\r\n'), flags: [] }, Date.now());
+    const small = Buffer.from('Subject: x\r\n\r\nx\r\n');
+    await s.store.messages.append(fromReader!.id, { content: small, flags: [] }, Date.now());
     assert.equal((inline.tryCall('mailboxes.get', [account.id, 'INBOX']) as { messages: number }).messages, 1);
+    // message bytes for FETCH and RETR: inline rows as bytes, a blob file by its id, a gone message null
+    const large = Buffer.alloc(INLINE_BLOB_LIMIT + 1000, 'y');
+    const appended = await s.store.messages.append(fromReader!.id, { content: large, flags: [] }, Date.now());
+    const read = inline.tryCall('messages.contentsOf', [fromReader!.id, [1, appended.uid, 99]]) as unknown[];
+    assert.deepEqual(Buffer.from(read[0] as Uint8Array), small);
+    assert.equal(typeof read[1], 'string', 'a blob file is named, read by the caller');
+    assert.equal(read[2], null);
+    for (const purpose of ['answer', 'scan'] as const) {
+      assert.deepEqual(await s.store.messages.contents(fromReader!.id, [1, appended.uid, 99], purpose), [small, large, null], purpose);
+    }
     // scans and writes are never answered here; nor is anything once the connection is gone
     assert.equal(inline.tryCall('mailboxes.list', [account.id]), ASK_READER);
     assert.equal(inline.tryCall('mailboxes.create', [account.id, 'X']), ASK_READER);

@@ -162,7 +162,7 @@ function rangesOf(uids: readonly number[]): UidRange[] {
 /** Bytes and structures of one batch (asked for in the same turn: one round trip); messages gone meanwhile are left out. */
 async function readBatch(store: Store, view: MailboxView, batch: readonly number[]): Promise<LoadedMessage[]> {
   const uids = batch.map((i) => view.uids[i]!);
-  const [contents, rows] = await Promise.all([store.messages.contents(view.id, uids), store.messages.structures(view.id, rangesOf(uids))]);
+  const [contents, rows] = await Promise.all([store.messages.contents(view.id, uids, 'scan'), store.messages.structures(view.id, rangesOf(uids))]);
   const stored = new Map<number, string | null>();
   for (const r of rows) stored.set(r.uid, r.structure);
   const out: LoadedMessage[] = [];

@@ -30,7 +30,7 @@ import { BLOB_FILE_MISSING } from './blobs.js';
 import { BlobFiles } from './blobfiles.js';
 import { embeddedBulk } from './bulk-client.js';
 import { embeddedCluster } from './cluster-client.js';
-import { ASK_READER, InlineReader } from './inline-reads.js';
+import { ASK_READER, BATCH_READ_OPS, InlineReader } from './inline-reads.js';
 import { READ_OPS } from './ops.js';
 import { remote, WorkerClient } from './rpc.js';
 import type { WorkerInit } from './worker.js';
@@ -113,7 +113,9 @@ class EmbeddedStore implements Store {
     this.call = (op, args) => {
       if (!READ_OPS.has(op)) return writer.call(op, args);
       const value = inline ? inline.tryCall(op, args) : ASK_READER;
-      return value === ASK_READER ? reader.call(op, args) : Promise.resolve(value);
+      if (value === ASK_READER) return reader.call(op, args);
+      // a batch of bytes took the loop for a while: what waits for I/O runs before the caller's next batch
+      return BATCH_READ_OPS.has(op) ? new Promise((resolve) => setImmediate(resolve, value)) : Promise.resolve(value);
     };
     this.directory = remote(this.call, 'directory');
     this.mailboxes = remote(this.call, 'mailboxes');
@@ -122,6 +124,7 @@ class EmbeddedStore implements Store {
     this.bulk = embeddedBulk(remote(this.call, 'bulk'), remote(this.call, 'mailboxes'), files, INLINE_BLOB_LIMIT);
     const q = remote(this.call, 'queue');
     const m = remote(this.call, 'messages');
+    const mScan = remote((op, args) => reader.call(op, args), 'messages');
     const b = remote(this.call, 'blobs');
 
     this.queue = {
@@ -199,8 +202,9 @@ class EmbeddedStore implements Store {
       // IMAP read paths (SELECT, FETCH of bodies)
       flagSets: (mailboxId) => m.flagSets(mailboxId),
       compactIndex: (mailboxId, fromUid) => m.compactIndex(mailboxId, fromUid),
-      contents: async (mailboxId, uids) => {
-        const found = await m.contentsOf(mailboxId, [...uids]);
+      contents: async (mailboxId, uids, purpose = 'answer') => {
+        // a scan reads on the reader thread, the next batch while the caller works on this one
+        const found = await (purpose === 'scan' ? mScan : m).contentsOf(mailboxId, [...uids]);
         return Promise.all(
           found.map((c) => {
             if (c === null) return null;
