@@ -45,8 +45,9 @@ const IDLE_FOLDER_MESSAGES = 20;
 const RUNS = 3;
 /** samples of the short rows (login, SELECT, FETCH): cheap, and the noise of a shared machine needs more */
 const QUICK_RUNS = Number(process.env.BENCH_IMAP_SAMPLES ?? 7);
-/** FETCHes of 1,000 bodies in the warm-up, on both servers */
-const WARM_BODY_FETCHES = 10;
+/** FETCHes of 1,000 bodies and passes of RETR one at a time over the POP3 messages in the warm-up, on both servers */
+const WARM_BODY_FETCHES = 15;
+const WARM_RETR_PASSES = 4;
 const PORTS = { cartero: { imap: 21143, pop3: 21110 }, dovecot: { imap: 31143, pop3: 31110 } };
 const USER = 'bench@example.test';
 const POP_USER = 'pop@example.test';
@@ -418,7 +419,7 @@ async function warmUp(server: Server): Promise<void> {
   await c.ok('FETCH 1:* (UID FLAGS)', { timeoutMs: 600_000 });
   // likewise for FETCH of bodies, on other messages than the timed row's (which starts mid-mailbox):
   // in a fresh Cartero process the server CPU per FETCH of 1,000 bodies went 80, 50, 60, 30, 40, 40, 30,
-  // 40, 30, 10, 20 ms (JIT tiering, young generation growing); ten passes reach the steady state
+  // 40, 30, 10, 20 ms (JIT tiering, young generation growing) before it settled
   for (let i = 0; i < WARM_BODY_FETCHES; i++) await c.ok(`FETCH 1:${BODIES} BODY.PEEK[]`, { timeoutMs: 600_000 });
   await c.ok('SELECT Idle');
   await c.ok('LOGOUT');
@@ -430,9 +431,9 @@ async function warmUp(server: Server): Promise<void> {
   if (!ok.status.startsWith('+OK')) throw new Error(`${server.name}: POP3 login failed: ${ok.status}`);
   // a long-running server has run RETR before: the first client after a start must not pay for
   // compiling Cartero's RETR path (Dovecot, C, has nothing to warm); both servers get the same pass
-  // (one pass as long as the timed one: in a fresh process the first two passes of 2,000 took twice the
-  // CPU of the later ones)
-  for (let i = 1; i <= POP_MESSAGES; i++) await p.cmd(`RETR ${i}`, true);
+  // (in a fresh Cartero process the server CPU of successive passes of 2,000 RETRs one at a time went
+  // 380, 430, 320, 260, 170, 200 ms: V8 was still optimizing functions in the fourth pass)
+  for (let pass = 0; pass < WARM_RETR_PASSES; pass++) for (let i = 1; i <= POP_MESSAGES; i++) await p.cmd(`RETR ${i}`, true);
   // and pipelined RETRs, which Cartero answers from read-ahead batches (another path to compile)
   for (let pass = 0; pass < 2; pass++) await Promise.all(p.pipeline(Array.from({ length: POP_MESSAGES }, (_, i) => `RETR ${i + 1}`), true));
   await p.cmd('RSET');
