@@ -5,8 +5,8 @@
  * - key lookups of one small, hot row (their pages stay cached): microseconds on the loop;
  * - the bytes of a batch of messages a client is waiting for (FETCH of bodies, POP3 RETR read-ahead,
  *   at most a few hundred messages or a few MB per call): ~10 us per 4 KB message. On the reader thread
- *   the two threads mostly waited for each other: a FETCH of 1,000 bodies took 21–25 ms and 21–23 ms of
- *   CPU, here 14–17 ms and 14–18 ms. The store yields to the loop after each such batch.
+ *   the two threads mostly waited for each other: a FETCH of 1,000 bodies took 21–25 ms and 21–26 ms of
+ *   CPU, here 14–17 ms and 14–19 ms. The store yields to the loop after each such batch.
  * Scans that grow with a mailbox (SEARCH reading every body, the mailbox index) stay on the reader
  * thread, where reading the next batch overlaps the work on this one.
  *
