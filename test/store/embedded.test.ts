@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { test } from 'node:test';
-import { ASK_READER, InlineReader } from '../../src/store/backends/embedded/inline-reads.js';
+import { ASK_READER, InlineReader, MAX_INLINE_BATCH } from '../../src/store/backends/embedded/inline-reads.js';
 import { INLINE_BLOB_LIMIT } from '../../src/store/backends/embedded/store.js';
 import { openStore } from '../../src/store/index.js';
 import { isStoreError } from '../../src/store/errors.js';
@@ -152,6 +152,8 @@ test('embedded: key lookups answered on the event loop agree with the reader thr
     assert.deepEqual(Buffer.from(read[0] as Uint8Array), small);
     assert.equal(typeof read[1], 'string', 'a blob file is named, read by the caller');
     assert.equal(read[2], null);
+    // a list longer than a batch is the reader thread's, whatever the messages
+    assert.equal(inline.tryCall('messages.contentsOf', [fromReader!.id, Array.from({ length: MAX_INLINE_BATCH + 1 }, (_, k) => k + 1)]), ASK_READER);
     for (const purpose of ['answer', 'scan'] as const) {
       assert.deepEqual(await s.store.messages.contents(fromReader!.id, [1, appended.uid, 99], purpose), [small, large, null], purpose);
     }

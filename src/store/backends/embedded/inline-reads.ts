@@ -24,6 +24,12 @@ const INLINE_READ_OPS = ['mailboxes.get', 'mailboxes.getById', 'directory.getDom
 /** Inline operations that may hold the loop for a few milliseconds: their callers get the answer on a later turn. */
 export const BATCH_READ_OPS: ReadonlySet<string> = new Set(['messages.contentsOf']);
 
+/**
+ * Messages per batch read answered here; a longer list (no server path asks for one: FETCH reads 200 at
+ * a time, POP3 at most 512 KB) goes to the reader thread rather than holding the loop for its length.
+ */
+export const MAX_INLINE_BATCH = 1000;
+
 /** As the reader thread's mapping (worker.ts): message bytes read through the map, not read() calls. */
 const MMAP_BYTES = 2 ** 40;
 
@@ -71,6 +77,7 @@ export class InlineReader {
   tryCall(op: string, args: unknown[]): unknown {
     const lookup = this.lookups.get(op);
     if (!lookup) return ASK_READER;
+    if (BATCH_READ_OPS.has(op) && (!Array.isArray(args[1]) || args[1].length > MAX_INLINE_BATCH)) return ASK_READER;
     try {
       return lookup(...args);
     } catch {
