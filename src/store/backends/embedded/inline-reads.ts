@@ -22,7 +22,7 @@ import { createOps, type Ops } from './ops.js';
 const INLINE_READ_OPS = ['mailboxes.get', 'mailboxes.getById', 'directory.getDomain', 'directory.getAccount', 'directory.getAccountById', 'directory.getAlias', 'messages.contentsOf'] as const;
 
 /** Inline operations that may hold the loop for a few milliseconds: their callers get the answer on a later turn. */
-export const BATCH_READ_OPS: ReadonlySet<string> = new Set(['messages.contentsOf']);
+const BATCH_READ_OPS: ReadonlySet<string> = new Set(['messages.contentsOf']);
 
 /**
  * Messages per batch read answered here; a longer list (no server path asks for one: FETCH reads 200 at
@@ -83,6 +83,17 @@ export class InlineReader {
     } catch {
       return ASK_READER;
     }
+  }
+
+  /**
+   * tryCall as the store's callers see it: ASK_READER, or a promise of the answer. After a batch of
+   * bytes, which held the loop for a while, the answer comes on the next turn, so what waits for I/O
+   * runs before the caller's next batch.
+   */
+  answer(op: string, args: unknown[]): Promise<unknown> | typeof ASK_READER {
+    const value = this.tryCall(op, args);
+    if (value === ASK_READER) return ASK_READER;
+    return BATCH_READ_OPS.has(op) ? new Promise((resolve) => setImmediate(resolve, value)) : Promise.resolve(value);
   }
 
   close(): void {

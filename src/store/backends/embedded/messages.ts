@@ -365,10 +365,11 @@ export function messageOps(ctx: OpContext) {
       })();
     },
     /**
-     * contents, one round trip: the inline bytes of every message found, checked (inlineIntact) here
-     * (off the event loop). Each is the buffer SQLite's row gave, alone on its memory, so it moves to the
-     * main thread without a copy (transfer.ts); packing them into one buffer cost a copy of every byte
-     * into fresh, page-faulting memory.
+     * contents, one round trip: the inline bytes of every message found, checked (inlineIntact) here, on
+     * whichever connection runs it (the event loop's, inline-reads.ts, or the reader thread's). Each is
+     * the buffer SQLite's row gave, alone on its memory, so from the reader it moves to the main thread
+     * without a copy (transfer.ts); packing them into one buffer cost a copy of every byte into fresh,
+     * page-faulting memory.
      */
     contentsOf(mailboxId: number, uids: number[]): MessageContents {
       const found = new Map<number, Buffer | BlobId>();

@@ -30,7 +30,7 @@ import { BLOB_FILE_MISSING } from './blobs.js';
 import { BlobFiles } from './blobfiles.js';
 import { embeddedBulk } from './bulk-client.js';
 import { embeddedCluster } from './cluster-client.js';
-import { ASK_READER, BATCH_READ_OPS, InlineReader } from './inline-reads.js';
+import { ASK_READER, InlineReader } from './inline-reads.js';
 import { READ_OPS } from './ops.js';
 import { remote, WorkerClient } from './rpc.js';
 import type { WorkerInit } from './worker.js';
@@ -112,10 +112,8 @@ class EmbeddedStore implements Store {
   ) {
     this.call = (op, args) => {
       if (!READ_OPS.has(op)) return writer.call(op, args);
-      const value = inline ? inline.tryCall(op, args) : ASK_READER;
-      if (value === ASK_READER) return reader.call(op, args);
-      // a batch of bytes took the loop for a while: what waits for I/O runs before the caller's next batch
-      return BATCH_READ_OPS.has(op) ? new Promise((resolve) => setImmediate(resolve, value)) : Promise.resolve(value);
+      const answered = inline ? inline.answer(op, args) : ASK_READER;
+      return answered === ASK_READER ? reader.call(op, args) : answered;
     };
     this.directory = remote(this.call, 'directory');
     this.mailboxes = remote(this.call, 'mailboxes');
@@ -208,7 +206,7 @@ class EmbeddedStore implements Store {
         return Promise.all(
           found.map((c) => {
             if (c === null) return null;
-            // checked against its id by the reader
+            // checked where it was read (inlineIntact)
             if (typeof c !== 'string') return Buffer.from(c.buffer, c.byteOffset, c.byteLength);
             // a blob file removed after the row was read: the message went away meanwhile
             return this.files.read(c).catch((err: unknown) => (isStoreError(err, 'not_found') ? null : Promise.reject(err)));
