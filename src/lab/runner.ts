@@ -116,20 +116,20 @@ async function waitGone(pid: number, marker: string, ms: number): Promise<boolea
   return true;
 }
 
-function tail(file: string, lines = 15): string {
+/**
+ * The last `lines` lines of a log; with `sinceStart`, only what was written since the lab's last start
+ * marker (the node's own lines of that start). "(no log)" when it cannot be read.
+ */
+function tail(file: string, { lines = 15, sinceStart = false } = {}): string {
+  let text: string[];
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    text = readFileSync(file, 'utf8').trimEnd().split('\n');
   } catch {
     return '(no log)';
   }
-}
-
-/** The log a node wrote since its last start (the lab's own marker line onwards), at most `lines` lines. */
-function tailSinceStart(file: string, lines = 15): string {
-  const text = tail(file, 400).split('\n');
-  let marker = text.length - 1;
-  while (marker > 0 && !/ lab: starting /.test(text[marker]!)) marker--;
-  return text.slice(marker).slice(-lines).join('\n');
+  let from = 0;
+  if (sinceStart) for (let i = text.length - 1; i > 0 && from === 0; i--) if (/ lab: starting /.test(text[i]!)) from = i;
+  return text.slice(from).slice(-lines).join('\n');
 }
 
 /**
@@ -285,9 +285,9 @@ async function waitNodeReady(name: string, n: NodeState, config: Config, timeout
     while (!(await probe(l.address, l.port))) {
       if (!isOurs(n.pid, n.config)) {
         await sleep(200); // lets the child's exit event (its code or signal) arrive
-        throw new LabError(`node ${name} exited during start${exitOf(n.pid)}; its log since the start:\n${tailSinceStart(n.log)}`);
+        throw new LabError(`node ${name} exited during start${exitOf(n.pid)}; its log since the start:\n${tail(n.log, { sinceStart: true })}`);
       }
-      if (Date.now() > end) throw new LabError(`node ${name}: ${l.proto} ${l.address}:${l.port} did not answer within ${timeoutMs / 1000} s; its log since the start:\n${tailSinceStart(n.log)}`);
+      if (Date.now() > end) throw new LabError(`node ${name}: ${l.proto} ${l.address}:${l.port} did not answer within ${timeoutMs / 1000} s; its log since the start:\n${tail(n.log, { sinceStart: true })}`);
       await sleep(100);
     }
   }
