@@ -435,7 +435,7 @@ async function warmUp(server: Server): Promise<void> {
   // 380, 430, 320, 260, 170, 200 ms: V8 was still optimizing functions in the fourth pass)
   for (let pass = 0; pass < WARM_RETR_PASSES; pass++) for (let i = 1; i <= POP_MESSAGES; i++) await p.cmd(`RETR ${i}`, true);
   // and pipelined RETRs, which Cartero answers from read-ahead batches (another path to compile)
-  for (let pass = 0; pass < 2; pass++) await Promise.all(p.pipeline(Array.from({ length: POP_MESSAGES }, (_, i) => `RETR ${i + 1}`), true));
+  for (let pass = 0; pass < 2; pass++) await retrAllPipelined(p);
   await p.cmd('RSET');
   await p.cmd('QUIT');
   p.close();
@@ -668,6 +668,11 @@ async function pop3Retr(server: Server): Promise<Results> {
   return { pop3seq: median('pop3seq'), pop3pipe: median('pop3pipe') };
 }
 
+/** RETR of every POP3 bench message, all sent before the first answer is read. */
+function retrAllPipelined(p: RawPop3): Promise<{ status: string; bytes: number }[]> {
+  return Promise.all(p.pipeline(Array.from({ length: POP_MESSAGES }, (_, i) => `RETR ${i + 1}`), true));
+}
+
 async function pop3RetrOnce(server: Server): Promise<Results> {
   const p = await RawPop3.connect(server.pop3);
   await p.cmd(`USER ${POP_USER}`);
@@ -685,7 +690,7 @@ async function pop3RetrOnce(server: Server): Promise<Results> {
   addCpu(server, 'pop3seq', cpuMs(server) - cpu, 1);
   cpu = cpuMs(server);
   const pipeStart = performance.now();
-  const replies = await Promise.all(p.pipeline(Array.from({ length: POP_MESSAGES }, (_, i) => `RETR ${i + 1}`), true));
+  const replies = await retrAllPipelined(p);
   const pipe = performance.now() - pipeStart;
   addCpu(server, 'pop3pipe', cpuMs(server) - cpu, 1);
   await p.cmd('RSET');
