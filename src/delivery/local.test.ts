@@ -4,7 +4,7 @@ import { provisionAccount } from '../directory/accounts.js';
 import type { DeliveryJob } from '../queue/agent.js';
 import { inboxTexts, ManualClock, message, openTestStore, type TestStore } from '../queue/testing.js';
 import { deserializeStructure, imapEnvelope, sectionBytes } from '../mime/index.js';
-import { createLocalAgent, withDeliveryHeaders } from './local.js';
+import { createLocalAgent, deliveryHeaders } from './local.js';
 
 let t: TestStore;
 const clock = new ManualClock();
@@ -35,6 +35,29 @@ test('files the message into INBOX with Return-Path and Delivered-To on top, byt
   assert.deepEqual(await agent.deliver(job('bob@example.test')), { outcome: 'done', reason: 'delivered to mailbox' });
   const [stored] = await inboxTexts(t.store, 'bob@example.test');
   assert.equal(stored, `Return-Path: <alice@sender.test>\r\nDelivered-To: bob@example.test\r\n${message('local').toString()}`);
+});
+
+test('with the queue blob at hand, every mailbox shares its bytes under its own trace headers', async () => {
+  await provisionAccount(t.store, 'dave@example.test', null);
+  await provisionAccount(t.store, 'erin@example.test', null);
+  const agent = createLocalAgent({ store: t.store, delimiters: '+' });
+  const content = message('shared');
+  const queued = await t.store.queue.commit({ sender: 'alice@sender.test', recipients: [{ address: 'dave@example.test' }, { address: 'erin@example.test' }], content }, clock.now());
+  for (const rcpt of ['dave@example.test', 'erin@example.test']) {
+    const r = await agent.deliver(job(rcpt, { queueId: queued.id, content, blobId: queued.blobId }));
+    assert.equal(r.outcome, 'done');
+    const account = await t.store.directory.getAccount(rcpt);
+    const inbox = (await t.store.mailboxes.get(account!.id, 'INBOX'))!;
+    const [meta] = await t.store.messages.list(inbox.id);
+    const stored = await t.store.messages.content(inbox.id, meta!.uid);
+    assert.equal(stored.toString(), `Return-Path: <alice@sender.test>\r\nDelivered-To: ${rcpt}\r\n${content.toString()}`);
+    assert.equal(meta!.blobId, queued.blobId, 'the queued bytes, not a copy');
+    assert.equal(meta!.size, stored.length, 'the size counts the trace headers');
+    assert.equal((await t.store.mailboxes.get(account!.id, 'INBOX'))!.size, stored.length);
+  }
+  assert.equal(await t.store.blobs.refs(queued.blobId), 3, 'the queue entry and two mailboxes');
+  const full = await agent.deliver(job('small@example.test', { queueId: queued.id, content, blobId: queued.blobId }));
+  assert.equal(full.outcome, 'deferred', 'the quota counts the shared bytes too');
 });
 
 test('a delivered message carries its MIME structure, with offsets that count the trace headers', async () => {
@@ -85,8 +108,8 @@ test('unknown user fails 550 5.1.1; over quota defers 452 4.2.2', async () => {
 });
 
 test('header values cannot carry a line break', () => {
-  const out = withDeliveryHeaders(Buffer.from('X: y\r\n\r\n'), 'a@b\r\nBcc: evil@x', 'c@d\n').toString();
-  assert.equal(out, 'Return-Path: <a@bBcc: evil@x>\r\nDelivered-To: c@d\r\nX: y\r\n\r\n');
+  const out = deliveryHeaders('a@b\r\nBcc: evil@x', 'c@d\n').toString();
+  assert.equal(out, 'Return-Path: <a@bBcc: evil@x>\r\nDelivered-To: c@d\r\n');
 });
 
 test('an unavailable store defers instead of throwing', async () => {

@@ -1,6 +1,7 @@
 /*
  * The local delivery agent: files one queue recipient of a local domain into its account's INBOX, with
- * Return-Path: and Delivered-To: prepended, appended under the idempotency key `<queue id>:<recipient>`
+ * Return-Path: and Delivered-To: prepended (stored as the message's prefix over the queue's blob, so the
+ * bytes are written once however many local recipients there are), appended under the idempotency key `<queue id>:<recipient>`
  * so a retry after a crash between insertion and queue completion finds the first copy instead of making
  * a second. The MIME structure of the delivered bytes is computed here, once, and stored with the message
  * for IMAP. Never touches the queue and never throws for a delivery problem: over quota and store
@@ -44,10 +45,9 @@ async function inboxOf(store: Store, account: Account): Promise<Mailbox> {
   }
 }
 
-/** The delivered bytes: our two trace headers on top of the queued message (RFC 5321 §4.4, Postfix local(8)). */
-export function withDeliveryHeaders(content: Buffer, sender: string, recipient: string): Buffer {
-  const head = `Return-Path: <${headerSafe(sender)}>\r\nDelivered-To: ${headerSafe(recipient)}\r\n`;
-  return Buffer.concat([Buffer.from(head, 'utf8'), content]);
+/** Our two trace headers, put on top of the queued message (RFC 5321 §4.4, Postfix local(8)). */
+export function deliveryHeaders(sender: string, recipient: string): Buffer {
+  return Buffer.from(`Return-Path: <${headerSafe(sender)}>\r\nDelivered-To: ${headerSafe(recipient)}\r\n`, 'utf8');
 }
 
 /**
@@ -87,11 +87,14 @@ export function createLocalAgent(options: LocalAgentOptions): DeliveryAgent {
           inboxId = (await inboxOf(store, account)).id;
           inboxes.set(job.recipient, inboxId, job.now);
         }
-        const content = withDeliveryHeaders(job.content, job.sender, job.recipient);
+        const head = deliveryHeaders(job.sender, job.recipient);
+        const content = Buffer.concat([head, job.content]);
         const structure = structureOf(content);
+        // with the queue's blob at hand, the mailbox keeps only the headers and shares the queued bytes
+        const bytes = job.blobId !== undefined ? { blobId: job.blobId, prefix: head } : { content };
         const result = await store.messages.append(
           inboxId,
-          { content, idempotencyKey: `${job.queueId}:${job.recipient}`, ...(structure === undefined ? {} : { structure }) },
+          { ...bytes, idempotencyKey: `${job.queueId}:${job.recipient}`, ...(structure === undefined ? {} : { structure }) },
           job.now,
         );
         const reason = result.duplicate ? 'delivered to mailbox (already there: duplicate suppressed)' : 'delivered to mailbox';

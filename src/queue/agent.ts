@@ -4,6 +4,7 @@
  * outcome; it never touches the queue (the scheduler completes the lease) and never throws for a
  * delivery problem: transient trouble is `deferred`, permanent trouble is `failed`.
  */
+import type { BlobId } from '../store/index.js';
 
 export interface DeliveryJob {
   queueId: string;
@@ -13,6 +14,8 @@ export interface DeliveryJob {
   recipient: string;
   /** the queued message bytes, read once per entry and shared by its recipients */
   content: Buffer;
+  /** the store's blob of `content` (the queue entry's), which a mailbox delivery may share; absent for LMTP */
+  blobId?: BlobId;
   now: number;
 }
 

@@ -298,7 +298,8 @@ export class QueueScheduler {
     let result: AgentResult;
     try {
       const content = await ctx.content();
-      result = await agent.deliver({ queueId: ctx.entry.id, sender: ctx.entry.sender, recipient: r.address, content, now: this.clock.now() });
+      const { entry } = ctx;
+      result = await agent.deliver({ queueId: entry.id, sender: entry.sender, recipient: r.address, content, blobId: entry.blobId, now: this.clock.now() });
     } catch (err) {
       result = deferredBy(err);
     }

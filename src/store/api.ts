@@ -319,6 +319,12 @@ export interface NewMessage {
   /** content to store, or `blobId` of an existing blob (e.g. the queue's) to share */
   content?: Buffer;
   blobId?: BlobId;
+  /**
+   * With `blobId` only: bytes of this message alone, stored before the blob's. A delivery's trace headers
+   * (Return-Path:, Delivered-To:) over the queued message, whose bytes are then stored once for every
+   * mailbox that receives it. The message is `prefix` + blob; its size counts both.
+   */
+  prefix?: Buffer;
   flags?: string[];
   internalDate?: number;
   /** unique per account: appending the same key again returns the first message (duplicate: true) */
@@ -603,6 +609,8 @@ export interface BulkMessage {
   internalDate: number;
   size: number;
   blobId: BlobId;
+  /** the message's own leading bytes (NewMessage.prefix); null or absent when it is the blob alone */
+  prefix?: Buffer | null;
   structure: string | null;
   /** the key it was appended with (a delivery's `queueId:recipient`), while the store still knows it */
   idempotencyKey: string | null;
@@ -645,7 +653,8 @@ export interface BulkStore {
    */
   importMailbox(accountId: number, mailbox: BulkMailbox): Promise<Mailbox>;
   /**
-   * Inserts messages at their own UIDs and MODSEQs with `content` (hashed again: `blobId` must match it)
+   * Inserts messages at their own UIDs and MODSEQs with `content`, the whole message: `prefix` then the
+   * blob's bytes (hashed again: `blobId` must match them)
    * and keeps the mailbox counters exact. throws `not_found` (mailbox), `exists` (a UID or idempotency key
    * taken, or an expunged UID), `invalid` (UID not below UIDNEXT, MODSEQ above HIGHESTMODSEQ, bad flags)
    */

@@ -38,6 +38,11 @@ export function checkBulkMailbox(m: BulkMailbox): BulkMailbox {
   return m;
 }
 
+/** The bytes of an imported message that are its blob's: the content after its prefix. */
+export function blobPart(m: { content: Buffer; prefix?: Uint8Array | null }): Buffer {
+  return m.content.subarray(m.prefix?.length ?? 0);
+}
+
 /** Checks one message against its mailbox's UIDNEXT and HIGHESTMODSEQ; returns its normalised flags. */
 export function checkBulkMessage(m: BulkMessage & { content: Buffer }, box: { uidNext: number; highestModseq: number }): string[] {
   positive(m.uid, 'message UID', box.uidNext - 1);
@@ -47,7 +52,9 @@ export function checkBulkMessage(m: BulkMessage & { content: Buffer }, box: { ui
   time(m.internalDate, `${where}: internal date`);
   if (!Buffer.isBuffer(m.content)) throw new StoreError('invalid', `${where}: no content`);
   if (m.size !== m.content.length) throw new StoreError('invalid', `${where}: size ${m.size} but ${m.content.length} bytes of content`);
-  if (sha256(m.content) !== m.blobId) throw new StoreError('invalid', `${where}: content does not match blob ${m.blobId}`);
+  const prefix = m.prefix ?? null;
+  if (prefix !== null && !m.content.subarray(0, prefix.length).equals(prefix)) throw new StoreError('invalid', `${where}: content does not begin with its prefix`);
+  if (sha256(blobPart(m)) !== m.blobId) throw new StoreError('invalid', `${where}: content does not match blob ${m.blobId}`);
   if (m.idempotencyKey !== null && (typeof m.idempotencyKey !== 'string' || m.idempotencyKey.length === 0)) {
     throw new StoreError('invalid', `${where}: empty idempotency key`);
   }

@@ -598,6 +598,50 @@ export function runStoreContract(name: string, open: Open): void {
         assert.equal(await store.blobs.collect(Math.max(T0, Date.now()) + 1e9, 0), 1);
         assert.equal(await store.blobs.refs(blobId), null);
       });
+
+      t('a message stored as its own prefix over a shared blob reads, copies, moves and migrates whole', async ({ store }) => {
+        const { account, inbox } = await setupAccount(store);
+        const small = message('prefixed');
+        const big = Buffer.concat([message('prefixed big'), Buffer.alloc(200 * 1024, 'z')]); // a blob file
+        const head = Buffer.from('Return-Path: <s@x.test>\r\nDelivered-To: alice@example.test\r\n');
+        const uids: number[] = [];
+        for (const content of [small, big]) {
+          const { blobId } = await store.queue.commit({ sender: 's@x.test', recipients: [{ address: 'alice@example.test' }], content }, T0);
+          uids.push((await store.messages.append(inbox.id, { blobId, prefix: head }, T0)).uid);
+          assert.equal(await store.blobs.refs(blobId), 2);
+        }
+        const whole = [Buffer.concat([head, small]), Buffer.concat([head, big])];
+        assert.deepEqual(await store.messages.content(inbox.id, uids[0]!), whole[0]);
+        assert.deepEqual(await store.messages.content(inbox.id, uids[1]!), whole[1]);
+        assert.deepEqual(await store.messages.contents(inbox.id, uids), whole);
+        assert.deepEqual(await store.messages.contents(inbox.id, uids, 'scan'), whole);
+        assert.deepEqual((await store.messages.list(inbox.id)).map((m) => m.size), whole.map((w) => w.length));
+        assert.equal((await store.mailboxes.getById(inbox.id))!.size, whole[0]!.length + whole[1]!.length);
+        await rejectsKind(store.messages.append(inbox.id, { content: small, prefix: head }, T0), 'invalid');
+
+        const archive = await store.mailboxes.create(account.id, 'Archive');
+        const copied = await store.messages.copy(inbox.id, [{ from: 1, to: uids[1]! }], archive.id, T0);
+        assert.deepEqual(await store.messages.contents(archive.id, copied.uids.map((p) => p[1])), whole);
+        const trash = await store.mailboxes.create(account.id, 'Trash');
+        const moved = await store.messages.move(archive.id, [{ from: 1, to: 1_000 }], trash.id, T0);
+        assert.deepEqual(await store.messages.contents(trash.id, moved.uids.map((p) => p[1])), whole);
+        assert.equal((await store.mailboxes.getById(trash.id))!.size, whole[0]!.length + whole[1]!.length);
+
+        const exported = await store.bulk.exportMessages(inbox.id, 0, 10);
+        assert.deepEqual(exported.map((m) => m.prefix), [head, head]);
+        await store.directory.addAccount({ address: 'copy@example.test', passwordHash: null });
+        const other = (await store.directory.getAccount('copy@example.test'))!;
+        const src = (await store.mailboxes.getById(inbox.id))!;
+        const box = await store.bulk.importMailbox(other.id, {
+          name: 'INBOX', specialUse: null, subscribed: true, uidValidity: src.uidValidity, uidNext: src.uidNext, highestModseq: src.highestModseq, expunged: [],
+        });
+        const rows = await Promise.all(exported.map(async (m) => ({ ...m, content: await store.messages.content(inbox.id, m.uid) })));
+        await rejectsKind(store.bulk.importMessages(box.id, [{ ...rows[0]!, prefix: Buffer.from('X-Other: y\r\n') }]), 'invalid');
+        await store.bulk.importMessages(box.id, rows);
+        assert.deepEqual(await store.messages.contents(box.id, uids), whole);
+        assert.deepEqual(await store.bulk.exportMessages(box.id, 0, 10), exported);
+        assert.equal((await store.mailboxes.getById(box.id))!.size, src.size);
+      });
     });
 
     describe('change feed and blobs', () => {

@@ -1,13 +1,14 @@
 import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { test } from 'node:test';
 import { ASK_READER, InlineReader, MAX_INLINE_BATCH } from '../../src/store/backends/embedded/inline-reads.js';
+import { MIGRATIONS } from '../../src/store/backends/embedded/migrations.js';
 import { INLINE_BLOB_LIMIT } from '../../src/store/backends/embedded/store.js';
 import { openStore } from '../../src/store/index.js';
 import { isStoreError } from '../../src/store/errors.js';
@@ -104,7 +105,6 @@ test('embedded: stray files from a crash before commit are collected after the g
   const h = await openFresh();
   try {
     const orphan = randomBytes(INLINE_BLOB_LIMIT + 1);
-    const { createHash } = await import('node:crypto');
     const id = createHash('sha256').update(orphan).digest('hex');
     await writeFile(h.blobFile(id), orphan);
     await writeFile(join(h.dir, 'blobs', id.slice(0, 2), '.tmp-abandoned'), 'partial');
@@ -114,6 +114,81 @@ test('embedded: stray files from a crash before commit are collected after the g
     assert.ok(!existsSync(join(h.dir, 'blobs', id.slice(0, 2), '.tmp-abandoned')));
   } finally {
     await h.cleanup();
+  }
+});
+
+/** Frames in the WAL (its size after a TRUNCATE checkpoint counts only what was written since). */
+function walFrames(dir: string): number {
+  const wal = join(dir, 'cartero.sqlite-wal');
+  return existsSync(wal) ? Math.max(0, (statSync(wal).size - 32) / (4096 + 24)) : 0;
+}
+
+function truncateWal(dir: string): void {
+  const db = new Database(join(dir, 'cartero.sqlite'));
+  try {
+    const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    assert.equal(row!.busy, 0, 'checkpoint not blocked');
+  } finally {
+    db.close();
+  }
+}
+
+test('embedded: a new reference to a message does not write its bytes again', async () => {
+  const h = await openFresh();
+  try {
+    await h.store.directory.addDomain('example.test');
+    const account = await h.store.directory.addAccount({ address: 'refs@example.test', passwordHash: 'x', quotaBytes: null });
+    const inbox = await h.store.mailboxes.create(account.id, 'INBOX');
+    const archive = await h.store.mailboxes.create(account.id, 'Archive');
+    // 64 KB, inline in its row: 16 or more overflow pages that a rewrite of the row would write again
+    const content = Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), randomBytes(64 * 1024)]);
+    await h.store.messages.append(inbox.id, { content }, Date.now());
+    // each step is one transaction that touches a few pages of rows and indexes, not the 64 KB
+    truncateWal(h.dir);
+    await h.store.messages.copy(inbox.id, [{ from: 1, to: 1 }], archive.id, Date.now());
+    const copied = walFrames(h.dir);
+    assert.ok(copied < 12, `a copy wrote ${copied} pages`);
+    await h.store.messages.setFlags(inbox.id, [{ from: 1, to: 1 }], 'add', ['\\Deleted']);
+    truncateWal(h.dir);
+    await h.store.messages.expunge(inbox.id);
+    const expunged = walFrames(h.dir);
+    assert.ok(expunged < 12, `an expunge wrote ${expunged} pages`);
+    assert.equal(await h.store.blobs.refs((await h.store.messages.list(archive.id))[0]!.blobId), 1);
+    assert.deepEqual(await h.store.messages.content(archive.id, 1), content);
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test('embedded: migration 10 carries reference counts and ages over to blob_refs', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cartero-store-'));
+  try {
+    const db = new Database(join(dir, 'cartero.sqlite'));
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    MIGRATIONS.slice(0, 9).forEach((sql, i) => {
+      db.exec(sql);
+      db.prepare('INSERT INTO schema_migrations VALUES (?, 0)').run(i + 1);
+    });
+    const kept = Buffer.from('Subject: kept\r\n\r\nx\r\n');
+    const dead = Buffer.from('Subject: dead\r\n\r\ny\r\n');
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const insert = db.prepare('INSERT INTO blobs (id, size, content, crc32, refcount, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+    insert.run(sha(kept), kept.length, kept, zlibCrc32(kept), 2, 1000);
+    insert.run(sha(dead), dead.length, dead, zlibCrc32(dead), 0, 1000);
+    db.close();
+    const store = await openStore({ backend: 'embedded', path: dir });
+    try {
+      assert.equal(await store.blobs.refs(sha(kept)), 2);
+      assert.equal(await store.blobs.refs(sha(dead)), 0);
+      assert.equal(await store.blobs.collect(2000, 0), 1);
+      assert.equal(await store.blobs.refs(sha(dead)), null);
+      assert.deepEqual(await store.blobs.get(sha(kept)), kept);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
 
@@ -150,7 +225,7 @@ test('embedded: key lookups answered on the event loop agree with the reader thr
     const appended = await s.store.messages.append(fromReader!.id, { content: large, flags: [] }, Date.now());
     const read = inline.tryCall('messages.contentsOf', [fromReader!.id, [1, appended.uid, 99]]) as unknown[];
     assert.deepEqual(Buffer.from(read[0] as Uint8Array), small);
-    assert.equal(typeof read[1], 'string', 'a blob file is named, read by the caller');
+    assert.deepEqual(read[1], { file: (await s.store.messages.list(fromReader!.id))[1]!.blobId, prefix: null }, 'a blob file is named, read by the caller');
     assert.equal(read[2], null);
     // a list longer than a batch is the reader thread's, whatever the messages
     assert.equal(inline.tryCall('messages.contentsOf', [fromReader!.id, Array.from({ length: MAX_INLINE_BATCH + 1 }, (_, k) => k + 1)]), ASK_READER);

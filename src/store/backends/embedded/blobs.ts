@@ -1,5 +1,6 @@
 /*
- * Blob rows of the embedded backend: reference counts, small contents and garbage collection.
+ * Blobs of the embedded backend: their bytes (blobs, a row written once), reference counts and ages
+ * (blob_refs) and garbage collection.
  * Small blobs live in the row itself so they share the group commit; large ones live in files
  * (blobfiles.ts): such a row is created or referenced only after its file is durable, and the file's
  * existence is re-checked here, inside the transaction, so a concurrent collect cannot orphan a row.
@@ -15,7 +16,8 @@ export const BLOB_FILE_MISSING = 'blob file missing';
 /** Bytes that travel with a request: inline content, or null when the blob is a durable file. */
 export type InlineContent = Uint8Array | null;
 
-const asBuffer = (c: Uint8Array) => Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+/** A Buffer view of bytes that crossed from a worker (as a plain Uint8Array), without a copy. */
+export const asBuffer = (c: Uint8Array): Buffer => Buffer.from(c.buffer, c.byteOffset, c.byteLength);
 
 // zlib.crc32 is Node 20.15+; without it rows get no CRC and reads check the SHA-256 of the id
 const crc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
@@ -44,10 +46,18 @@ export function checkInline(id: BlobId, content: Uint8Array, crc: number | null)
 
 function upsertBlob(ctx: OpContext, id: BlobId, size: number, now: number, inline: InlineContent, refs: 0 | 1): void {
   if (inline === null && !ctx.blobFileExists(id)) throw new StoreError('not_found', `${BLOB_FILE_MISSING}: ${id}`);
+  // the bytes' row is written once and never updated (see migration 10); counts change in blob_refs
+  stmt(ctx, 'INSERT INTO blobs (id, size, content, crc32, refcount, created_at) VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING').run(
+    id,
+    size,
+    inline === null ? null : asBuffer(inline),
+    inline === null || !crc32 ? null : crc32(inline),
+    now,
+  );
   stmt(
     ctx,
-    'INSERT INTO blobs (id, size, content, crc32, refcount, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET refcount = refcount + excluded.refcount',
-  ).run(id, size, inline === null ? null : asBuffer(inline), inline === null || !crc32 ? null : crc32(inline), refs, now);
+    'INSERT INTO blob_refs (id, refcount, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET refcount = refcount + excluded.refcount',
+  ).run(id, refs, now);
 }
 
 /** Adds one reference to a blob, creating the row (with its inline content) if needed. */
@@ -59,7 +69,7 @@ export function refBlob(ctx: OpContext, id: BlobId, size: number, now: number, i
 export function refExistingBlob(ctx: OpContext, id: BlobId): number {
   const row = stmt(ctx, 'SELECT size, content IS NULL AS in_file FROM blobs WHERE id = ?').get(id) as { size: number; in_file: number } | undefined;
   if (!row || (row.in_file && !ctx.blobFileExists(id))) throw new StoreError('not_found', `blob ${id} not found`);
-  stmt(ctx, 'UPDATE blobs SET refcount = refcount + 1 WHERE id = ?').run(id);
+  stmt(ctx, 'UPDATE blob_refs SET refcount = refcount + 1 WHERE id = ?').run(id);
   return row.size;
 }
 
@@ -77,7 +87,7 @@ export function blobContent(ctx: OpContext, id: BlobId): Buffer | 'file' | null 
 }
 
 export function unrefBlob(ctx: OpContext, id: BlobId, count = 1): void {
-  stmt(ctx, 'UPDATE blobs SET refcount = MAX(refcount - ?, 0) WHERE id = ?').run(count, id);
+  stmt(ctx, 'UPDATE blob_refs SET refcount = MAX(refcount - ?, 0) WHERE id = ?').run(count, id);
 }
 
 export function blobOps(ctx: OpContext) {
@@ -90,16 +100,20 @@ export function blobOps(ctx: OpContext) {
       return blobContent(ctx, id);
     },
     refs(id: BlobId): number | null {
-      const row = stmt(ctx, 'SELECT refcount FROM blobs WHERE id = ?').get(id) as { refcount: number } | undefined;
+      const row = stmt(ctx, 'SELECT refcount FROM blob_refs WHERE id = ?').get(id) as { refcount: number } | undefined;
       return row ? row.refcount : null;
     },
     /** Removes unreferenced rows (and their files) and the given stray files that have no row. */
     collect(now: number, graceMs: number, strayCandidates: BlobId[]): number {
-      const dead = stmt(ctx, 'SELECT id, content IS NULL AS in_file FROM blobs WHERE refcount = 0 AND created_at < ?').all(now - graceMs) as {
+      const dead = stmt(
+        ctx,
+        'SELECT r.id, b.content IS NULL AS in_file FROM blob_refs r JOIN blobs b ON b.id = r.id WHERE r.refcount = 0 AND r.created_at < ?',
+      ).all(now - graceMs) as {
         id: string;
         in_file: number;
       }[];
       for (const { id, in_file } of dead) {
+        stmt(ctx, 'DELETE FROM blob_refs WHERE id = ?').run(id);
         stmt(ctx, 'DELETE FROM blobs WHERE id = ?').run(id);
         if (in_file) ctx.unlinkBlobFile(id);
       }

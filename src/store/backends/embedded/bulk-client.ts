@@ -4,10 +4,10 @@
  * that name them, as append does. Errors are StoreErrors.
  */
 import type { BulkStore } from '../../api.js';
-import { checkBulkMailbox, checkBulkMessages, checkBulkQueueEntry } from '../../bulk-common.js';
+import { blobPart, checkBulkMailbox, checkBulkMessages, checkBulkQueueEntry } from '../../bulk-common.js';
 import { sha256 } from '../../common.js';
 import { isStoreError, StoreError } from '../../errors.js';
-import { BLOB_FILE_MISSING } from './blobs.js';
+import { asBuffer, BLOB_FILE_MISSING } from './blobs.js';
 import type { BlobFiles } from './blobfiles.js';
 import type { Remote } from './rpc.js';
 
@@ -25,15 +25,22 @@ async function withFiles<T>(files: BlobFiles, large: { content: Buffer; id: stri
 
 export function embeddedBulk(ops: Remote<'bulk'>, mailboxes: Remote<'mailboxes'>, files: BlobFiles, inlineLimit: number): BulkStore {
   return {
-    exportMessages: async (mailboxId, afterUid, limit) => ops.exportMessages(mailboxId, afterUid, limit),
+    exportMessages: async (mailboxId, afterUid, limit) =>
+      (await ops.exportMessages(mailboxId, afterUid, limit)).map((m) => (m.prefix ? { ...m, prefix: asBuffer(m.prefix) } : m)),
     importMailbox: async (accountId, mailbox) => ops.importMailbox(accountId, checkBulkMailbox(mailbox)),
     importMessages: async (mailboxId, messages) => {
       if (messages.length === 0) return;
       const box = await mailboxes.getById(mailboxId);
       if (!box) throw new StoreError('not_found', `mailbox ${mailboxId} not found`);
       const flags = checkBulkMessages(messages, box);
-      const large = messages.filter((m) => m.content.length > inlineLimit).map((m) => ({ content: m.content, id: m.blobId }));
-      const rows = messages.map(({ content, ...m }, i) => ({ ...m, flags: flags[i] ?? [], inline: content.length > inlineLimit ? null : content }));
+      const blobs = messages.map(blobPart);
+      const large = messages.flatMap((m, i) => (blobs[i]!.length > inlineLimit ? [{ content: blobs[i]!, id: m.blobId }] : []));
+      const rows = messages.map(({ content: _, ...m }, i) => ({
+        ...m,
+        prefix: m.prefix ?? null,
+        flags: flags[i] ?? [],
+        inline: blobs[i]!.length > inlineLimit ? null : blobs[i]!,
+      }));
       await withFiles(files, large, () => ops.importMessages(mailboxId, rows, Date.now()));
     },
     importQueueEntry: async (entry, content) => {

@@ -11,8 +11,9 @@ import { type OpContext, stmt } from './context.js';
 import { mailboxRowById, toMailbox } from './mailboxes.js';
 
 /** One message as the main thread sends it: checked, flags normalised, content inline or in a durable file. */
-export interface BulkMessageRow extends Omit<BulkMessage, 'flags'> {
+export interface BulkMessageRow extends Omit<BulkMessage, 'flags' | 'prefix'> {
   flags: string[];
+  prefix: Uint8Array | null;
   inline: InlineContent;
 }
 
@@ -24,6 +25,7 @@ interface ExportRow {
   internal_date: number;
   size: number;
   blob_id: string;
+  prefix: Buffer | null;
   structure: string | null;
   idempotency_key: string | null;
 }
@@ -35,7 +37,7 @@ export function bulkOps(ctx: OpContext) {
     exportMessages(mailboxId: number, afterUid: number, limit: number): BulkMessage[] {
       const rows = stmt(
         ctx,
-        `SELECT uid, modseq, created_modseq, flags, internal_date, size, blob_id, structure, idempotency_key
+        `SELECT uid, modseq, created_modseq, flags, internal_date, size, blob_id, prefix, structure, idempotency_key
            FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid LIMIT ?`,
       ).all(mailboxId, afterUid, Math.max(0, Math.floor(limit))) as ExportRow[];
       return rows.map((r) => ({
@@ -46,6 +48,7 @@ export function bulkOps(ctx: OpContext) {
         internalDate: r.internal_date,
         size: r.size,
         blobId: r.blob_id,
+        prefix: r.prefix,
         structure: r.structure,
         idempotencyKey: r.idempotency_key,
       }));
@@ -70,8 +73,8 @@ export function bulkOps(ctx: OpContext) {
       const keyTaken = stmt(ctx, 'SELECT 1 FROM messages WHERE account_id = ? AND idempotency_key = ?');
       const ins = stmt(
         ctx,
-        `INSERT INTO messages (mailbox_id, uid, account_id, blob_id, size, internal_date, flags, seen, modseq, created_modseq, idempotency_key, structure)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (mailbox_id, uid, account_id, blob_id, size, internal_date, flags, seen, modseq, created_modseq, idempotency_key, structure, prefix)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       let unseen = 0;
       let size = 0;
@@ -79,9 +82,10 @@ export function bulkOps(ctx: OpContext) {
         if (m.uid >= box.uid_next || m.modseq > box.highest_modseq) throw new StoreError('invalid', `message UID ${m.uid} does not fit mailbox ${box.name}`);
         if (taken.get(mailboxId, m.uid, mailboxId, m.uid)) throw new StoreError('exists', `UID ${m.uid} of mailbox ${box.name} is taken or expunged`);
         if (m.idempotencyKey !== null && keyTaken.get(box.account_id, m.idempotencyKey)) throw new StoreError('exists', `idempotency key ${m.idempotencyKey} is taken`);
-        refBlob(ctx, m.blobId, m.size, now, m.inline);
+        const prefix = m.prefix !== null && m.prefix.length > 0 ? m.prefix : null;
+        refBlob(ctx, m.blobId, m.size - (prefix?.length ?? 0), now, m.inline);
         const seen = isSeen(m.flags);
-        ins.run(mailboxId, m.uid, box.account_id, m.blobId, m.size, m.internalDate, JSON.stringify(m.flags), seen ? 1 : 0, m.modseq, m.createdModseq, m.idempotencyKey, m.structure);
+        ins.run(mailboxId, m.uid, box.account_id, m.blobId, m.size, m.internalDate, JSON.stringify(m.flags), seen ? 1 : 0, m.modseq, m.createdModseq, m.idempotencyKey, m.structure, prefix);
         unseen += seen ? 0 : 1;
         size += m.size;
       }

@@ -2,7 +2,8 @@
  * Message operations and the change log of the embedded backend. UID and MODSEQ come from the mailbox
  * row inside the single writer's transaction, so they are gap-free to readers. Counters on the mailbox
  * row are updated in the same statement batch as the messages. Message bytes are read here only on the
- * reader connection (contentOf, contentsOf), and checked (blobs.ts checkInline) before they leave.
+ * reader connection (contentOf, contentsOf), and checked (blobs.ts checkInline) before they leave. A
+ * message is its row's prefix (a delivery's trace headers, or nothing) followed by its blob's bytes.
  */
 import type { AppendResult, BlobId, CompactIndex, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageIndex, MessageMeta, Quota, UidRange } from '../../api.js';
 import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags } from '../../common.js';
@@ -34,10 +35,17 @@ export interface AppendRow {
   size: number | null;
   fresh: boolean;
   inline: InlineContent;
+  /** the message's own leading bytes (NewMessage.prefix), before the blob's */
+  prefix: Uint8Array | null;
   flags: string[];
   internalDate: number;
   idempotencyKey: string | null;
   structure: string | null;
+}
+
+/** A message's bytes from its prefix and its blob's bytes. */
+export function withPrefix(prefix: Uint8Array | null, bytes: Uint8Array): Uint8Array {
+  return prefix === null || prefix.length === 0 ? bytes : Buffer.concat([prefix, bytes]);
 }
 
 const isSeen = (flags: readonly string[]) => (flags.some((f) => f.toLowerCase() === '\\seen') ? 1 : 0);
@@ -68,7 +76,10 @@ function checkQuota(ctx: OpContext, accountId: number, adding: number): void {
 }
 
 /** Inserts one message row at the mailbox's next UID and returns [uid, modseq]. */
-type NewRow = Omit<MessageRow, 'mailbox_id' | 'uid' | 'account_id' | 'modseq' | 'created_modseq' | 'seen'> & { structure: string | null };
+type NewRow = Omit<MessageRow, 'mailbox_id' | 'uid' | 'account_id' | 'modseq' | 'created_modseq' | 'seen'> & {
+  structure: string | null;
+  prefix: Uint8Array | null;
+};
 
 function insertMessage(ctx: OpContext, mb: MailboxRow, m: NewRow): [number, number] {
   const cur = mailboxRowById(ctx, mb.id);
@@ -78,9 +89,9 @@ function insertMessage(ctx: OpContext, mb: MailboxRow, m: NewRow): [number, numb
   const seen = isSeen(flags);
   stmt(
     ctx,
-    `INSERT INTO messages (mailbox_id, uid, account_id, blob_id, size, internal_date, flags, seen, modseq, created_modseq, idempotency_key, structure)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(mb.id, uid, mb.account_id, m.blob_id, m.size, m.internal_date, m.flags, seen, modseq, modseq, m.idempotency_key, m.structure);
+    `INSERT INTO messages (mailbox_id, uid, account_id, blob_id, size, internal_date, flags, seen, modseq, created_modseq, idempotency_key, structure, prefix)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(mb.id, uid, mb.account_id, m.blob_id, m.size, m.internal_date, m.flags, seen, modseq, modseq, m.idempotency_key, m.structure, m.prefix);
   stmt(
     ctx,
     'UPDATE mailboxes SET uid_next = ?, highest_modseq = ?, messages = messages + 1, unseen = unseen + ?, size = size + ? WHERE id = ?',
@@ -119,11 +130,19 @@ function copyRows(ctx: OpContext, fromId: number, uids: UidRange[], toId: number
   const dst = mailboxRowById(ctx, toId);
   checkQuota(ctx, dst.account_id, src.reduce((n, r) => n + r.size, 0));
   const pairs: [number, number][] = [];
-  const structureOf = stmt(ctx, 'SELECT structure FROM messages WHERE mailbox_id = ? AND uid = ?');
+  const carried = stmt(ctx, 'SELECT structure, prefix FROM messages WHERE mailbox_id = ? AND uid = ?');
   for (const r of src) {
     refExistingBlob(ctx, r.blob_id);
-    const { structure } = structureOf.get(r.mailbox_id, r.uid) as { structure: string | null };
-    const [uid] = insertMessage(ctx, dst, { blob_id: r.blob_id, size: r.size, internal_date: r.internal_date || now, flags: r.flags, idempotency_key: null, structure });
+    const { structure, prefix } = carried.get(r.mailbox_id, r.uid) as { structure: string | null; prefix: Uint8Array | null };
+    const [uid] = insertMessage(ctx, dst, {
+      blob_id: r.blob_id,
+      size: r.size,
+      internal_date: r.internal_date || now,
+      flags: r.flags,
+      idempotency_key: null,
+      structure,
+      prefix,
+    });
     pairs.push([r.uid, uid]);
   }
   return [{ uidValidity: dst.uid_validity, uids: pairs }, src];
@@ -134,14 +153,20 @@ function copyRows(ctx: OpContext, fromId: number, uids: UidRange[], toId: number
  * the 64-character blob id is read only where it is needed (a file, a row without CRC): ~8% of the cost
  * of a 4 KB row.
  */
-const CONTENTS_IN_RANGE = `SELECT m.uid, ${CHECKS_BY_CRC ? 'CASE WHEN b.content IS NULL OR b.crc32 IS NULL THEN m.blob_id END' : 'm.blob_id'}, b.content, b.crc32
+const CONTENTS_IN_RANGE = `SELECT m.uid, ${CHECKS_BY_CRC ? 'CASE WHEN b.content IS NULL OR b.crc32 IS NULL THEN m.blob_id END' : 'm.blob_id'}, b.content, b.crc32, m.prefix
   FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?`;
 
+/** A message whose blob is a file: the caller reads (and checks) the file and puts the prefix before it. */
+export interface InFile {
+  file: BlobId;
+  prefix: Uint8Array | null;
+}
+
 /**
- * `contentsOf` for several messages, per UID asked: its bytes (checked: inlineIntact), the blob id
- * when the bytes are in a file (the caller reads and checks those), or null when the message is gone.
+ * `contentsOf` for several messages, per UID asked: its bytes (checked: inlineIntact), where its blob's
+ * bytes are in a file, or null when the message is gone.
  */
-export type MessageContents = (Uint8Array | BlobId | null)[];
+export type MessageContents = (Uint8Array | InFile | null)[];
 
 /** A group_concat of integers as numbers (`n` of them); anything but digits and '-' goes through Number. */
 function numbers(text: string | null, n: number): Float64Array {
@@ -208,7 +233,7 @@ export function messageOps(ctx: OpContext) {
         checkQuota(ctx, mb.account_id, size);
         refBlob(ctx, m.blobId, size, now, m.inline);
       } else {
-        size = refExistingBlob(ctx, m.blobId);
+        size = refExistingBlob(ctx, m.blobId) + (m.prefix?.length ?? 0);
         checkQuota(ctx, mb.account_id, size);
       }
       const flags = JSON.stringify(normalizeFlags(m.flags));
@@ -219,6 +244,7 @@ export function messageOps(ctx: OpContext) {
         flags,
         idempotency_key: m.idempotencyKey,
         structure: m.structure,
+        prefix: m.prefix !== null && m.prefix.length > 0 ? m.prefix : null,
       });
       return { uid, modseq, uidValidity: mb.uid_validity, duplicate: false };
     },
@@ -299,17 +325,18 @@ export function messageOps(ctx: OpContext) {
       return r.blob_id;
     },
     /**
-     * One round trip for messages.content: the blob id with its inline bytes (checked here, off the event
-     * loop), or 'file' when they live in a file.
+     * One round trip for messages.content: the message's bytes (the blob's checked here, off the event
+     * loop), or where its blob's bytes are in a file.
      */
-    contentOf(mailboxId: number, uid: number): { id: BlobId; content: Uint8Array | 'file' } {
-      const r = stmt(ctx, 'SELECT m.blob_id AS id, b.content, b.crc32 FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?').get(
-        mailboxId,
-        uid,
-      ) as { id: string; content: Buffer | null; crc32: number | null } | undefined;
+    contentOf(mailboxId: number, uid: number): { content: Uint8Array } | InFile {
+      const r = stmt(
+        ctx,
+        'SELECT m.blob_id AS id, b.content, b.crc32, m.prefix FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?',
+      ).get(mailboxId, uid) as { id: string; content: Buffer | null; crc32: number | null; prefix: Uint8Array | null } | undefined;
       if (!r) throw new StoreError('not_found', `message ${uid} not found in mailbox ${mailboxId}`);
-      if (r.content !== null) checkInline(r.id, r.content, r.crc32);
-      return { id: r.id, content: r.content ?? 'file' };
+      if (r.content === null) return { file: r.id, prefix: r.prefix };
+      checkInline(r.id, r.content, r.crc32);
+      return { content: withPrefix(r.prefix, r.content) };
     },
     // --- IMAP read paths: SELECT without reading every row, compact views, batched bodies ---
     flagSets(mailboxId: number): string[][] {
@@ -372,14 +399,16 @@ export function messageOps(ctx: OpContext) {
      * page-faulting memory.
      */
     contentsOf(mailboxId: number, uids: number[]): MessageContents {
-      const found = new Map<number, Buffer | BlobId>();
+      const found = new Map<number, Uint8Array | InFile>();
       const q = stmt(ctx, CONTENTS_IN_RANGE).raw(true);
       const sorted = [...uids].sort((a, b) => a - b);
       for (const r of mergeRanges(sorted.map((u) => ({ from: u, to: u })))) {
-        for (const [uid, id, content, crc] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<[number, BlobId | null, Buffer | null, number | null]>) {
+        for (const [uid, id, content, crc, prefix] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<
+          [number, BlobId | null, Buffer | null, number | null, Uint8Array | null]
+        >) {
           if (content !== null && !inlineIntact(id, content, crc)) throw corrupt(`message ${mailboxId}/${uid}`);
           // a row with no inline content always has its id read
-          found.set(uid, content ?? id!);
+          found.set(uid, content !== null ? withPrefix(prefix, content) : { file: id!, prefix });
         }
       }
       return uids.map((uid) => found.get(uid) ?? null);

@@ -183,6 +183,24 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE blobs ADD COLUMN crc32 INTEGER;
   `,
+  // 10 (each message's bytes written once): a delivered message is its trace headers (messages.prefix)
+  // over the queued blob, which every mailbox receiving it shares instead of storing its own copy. And
+  // SQLite rewrites a whole row, overflow pages included, when an update changes its size, as a
+  // reference count going 1 -> 2 -> 1 does: counts and ages now live in blob_refs, so a new reference
+  // does not write a message's bytes again. blobs.refcount and blobs.created_at stay (dropping a column
+  // rewrites every stored message) but are no longer read or maintained: new rows carry 0 and their
+  // creation time.
+  `
+  ALTER TABLE messages ADD COLUMN prefix BLOB;
+  CREATE TABLE blob_refs (
+    id TEXT PRIMARY KEY REFERENCES blobs(id),
+    refcount INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO blob_refs (id, refcount, created_at) SELECT id, refcount, created_at FROM blobs;
+  DROP INDEX blobs_unreferenced;
+  CREATE INDEX blob_refs_unreferenced ON blob_refs(created_at) WHERE refcount = 0;
+  `,
 ];
 
 export function migrate(db: Database): number[] {

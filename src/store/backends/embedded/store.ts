@@ -26,11 +26,12 @@ import type {
 } from '../../api.js';
 import { newQueueId, sha256 } from '../../common.js';
 import { isStoreError, StoreError } from '../../errors.js';
-import { BLOB_FILE_MISSING } from './blobs.js';
+import { asBuffer, BLOB_FILE_MISSING } from './blobs.js';
 import { BlobFiles } from './blobfiles.js';
 import { embeddedBulk } from './bulk-client.js';
 import { embeddedCluster } from './cluster-client.js';
 import { ASK_READER, InlineReader } from './inline-reads.js';
+import { withPrefix } from './messages.js';
 import { READ_OPS } from './ops.js';
 import { remote, WorkerClient } from './rpc.js';
 import type { WorkerInit } from './worker.js';
@@ -161,7 +162,7 @@ class EmbeddedStore implements Store {
         const found = await q.contentOf(id);
         if (found.content === 'file') return this.files.read(found.blobId);
         // checked against its id by the reader
-        return Buffer.from(found.content.buffer, found.content.byteOffset, found.content.byteLength);
+        return asBuffer(found.content);
       },
     };
 
@@ -174,14 +175,15 @@ class EmbeddedStore implements Store {
           structure: msg.structure ?? null,
         };
         if (msg.content) {
+          if (msg.prefix) return Promise.reject(new StoreError('invalid', 'append: a prefix goes with a blobId, not with content'));
           const content = msg.content;
           const blobId = sha256(content);
           return withContent(files, content, blobId, (inline) =>
-            m.append(mailboxId, { ...base, blobId, size: content.length, fresh: true, inline }, now),
+            m.append(mailboxId, { ...base, blobId, size: content.length, fresh: true, inline, prefix: null }, now),
           );
         }
         if (!msg.blobId) return Promise.reject(new StoreError('invalid', 'append needs content or blobId'));
-        return m.append(mailboxId, { ...base, blobId: msg.blobId, size: null, fresh: false, inline: null }, now);
+        return m.append(mailboxId, { ...base, blobId: msg.blobId, size: null, fresh: false, inline: null, prefix: msg.prefix ?? null }, now);
       },
       list: (mailboxId, uids) => m.list(mailboxId, uids),
       index: (mailboxId, uids) => m.index(mailboxId, uids),
@@ -192,9 +194,8 @@ class EmbeddedStore implements Store {
       move: (from, uids, to, now) => m.move(from, uids, to, now),
       content: async (mailboxId, uid) => {
         const found = await m.contentOf(mailboxId, uid);
-        if (found.content === 'file') return this.files.read(found.id);
-        // checked by the reader
-        return Buffer.from(found.content.buffer, found.content.byteOffset, found.content.byteLength);
+        // the blob's bytes were checked by the reader, or are checked by files.read
+        return asBuffer('file' in found ? withPrefix(found.prefix, await this.files.read(found.file)) : found.content);
       },
       quota: (accountId) => m.quota(accountId),
       // IMAP read paths (SELECT, FETCH of bodies)
@@ -204,12 +205,17 @@ class EmbeddedStore implements Store {
         // a scan reads on the reader thread, the next batch while the caller works on this one
         const found = await (purpose === 'scan' ? mScan : m).contentsOf(mailboxId, [...uids]);
         return Promise.all(
-          found.map((c) => {
+          found.map(async (c) => {
             if (c === null) return null;
             // checked where it was read (inlineIntact)
-            if (typeof c !== 'string') return Buffer.from(c.buffer, c.byteOffset, c.byteLength);
-            // a blob file removed after the row was read: the message went away meanwhile
-            return this.files.read(c).catch((err: unknown) => (isStoreError(err, 'not_found') ? null : Promise.reject(err)));
+            if (!('file' in c)) return asBuffer(c);
+            try {
+              return asBuffer(withPrefix(c.prefix, await this.files.read(c.file)));
+            } catch (err) {
+              // a blob file removed after the row was read: the message went away meanwhile
+              if (isStoreError(err, 'not_found')) return null;
+              throw err;
+            }
           }),
         );
       },
@@ -240,7 +246,7 @@ class EmbeddedStore implements Store {
     if (found === null) throw new StoreError('not_found', `blob ${id} not found`);
     if (found === 'file') return this.files.read(id);
     // blobs.fetch checked the inline bytes against the id in the reader
-    return Buffer.from(found.buffer, found.byteOffset, found.byteLength);
+    return asBuffer(found);
   }
 
   migrate(): Promise<number[]> {

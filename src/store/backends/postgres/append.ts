@@ -39,11 +39,12 @@ async function sizeOf(sql: Sql, message: NewMessage): Promise<number> {
   if (message.content) return message.content.length;
   const row = (await sql.query<{ size: number }>('SELECT size FROM blobs WHERE id = $1', [message.blobId])).rows[0];
   if (!row) throw new StoreError('not_found', `blob ${message.blobId} not found`);
-  return row.size;
+  return row.size + (message.prefix?.length ?? 0);
 }
 
 function checkInput(message: NewMessage): void {
   if (!message.content && !message.blobId) throw new StoreError('invalid', 'append needs content or a blobId');
+  if (message.content && message.prefix) throw new StoreError('invalid', 'append: a prefix goes with a blobId, not with content');
   if (message.content && message.blobId && sha256(message.content) !== message.blobId) {
     throw new StoreError('invalid', `append: content does not match blob ${message.blobId}`);
   }
@@ -116,6 +117,7 @@ async function insertMessage(sql: Sql, message: NewMessage, p: Placement): Promi
     p.accountId,
     message.idempotencyKey ?? null,
     message.structure ?? null,
+    message.prefix && message.prefix.length > 0 ? message.prefix : null,
   ];
   if (message.content) params.push(message.content, p.now);
   const inserted = (await sql.query(insertStatement(message), params)).rows;
@@ -130,11 +132,11 @@ async function insertMessage(sql: Sql, message: NewMessage, p: Placement): Promi
  * Yields one row when the message was inserted, none when a `blobId` does not exist.
  */
 function insertStatement(message: NewMessage): string {
-  const blob = message.content ? upsertBlobSql('$7', '$6', '$12', '$13') : refBlobSql('$7');
+  const blob = message.content ? upsertBlobSql('$7', '$6', '$13', '$14') : refBlobSql('$7');
   return `WITH blob AS (${blob}),
      ins AS (
-       INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, internal_date, size, blob_id, structure)
-       SELECT $1, $2, $3, $3, $4, $5, $6, blob.id, $11::text FROM blob RETURNING 1
+       INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, internal_date, size, blob_id, structure, prefix)
+       SELECT $1, $2, $3, $3, $4, $5, $6, blob.id, $11::text, $12::bytea FROM blob RETURNING 1
      ), claimed AS (
        UPDATE delivery_keys SET mailbox_id = $1, uid = $2, modseq = $3, uid_validity = $8
         WHERE account_id = $9 AND key = $10 RETURNING 1

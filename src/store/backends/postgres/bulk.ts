@@ -5,7 +5,7 @@
  * target is not served yet. Takes locks in the usual order (account, mailbox, blobs by id).
  */
 import type { BulkMailbox, BulkMessage, BulkQueueEntry, BulkStore, Mailbox } from '../../api.js';
-import { checkBulkMailbox, checkBulkMessages, checkBulkQueueEntry } from '../../bulk-common.js';
+import { blobPart, checkBulkMailbox, checkBulkMessages, checkBulkQueueEntry } from '../../bulk-common.js';
 import { sha256 } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import type { Db, Sql } from './db.js';
@@ -21,6 +21,7 @@ interface ExportRow {
   internal_date: number;
   size: number;
   blob_id: string;
+  prefix: Buffer | null;
   structure: string | null;
   idempotency_key: string | null;
 }
@@ -52,7 +53,7 @@ export class PgBulk implements BulkStore {
     if (!validId(mailboxId) || !Number.isSafeInteger(afterUid) || !(limit > 0)) return [];
     const rows = await this.db.query<ExportRow>(
       'bulk.exportMessages',
-      `SELECT m.uid, m.modseq, m.created_modseq, m.flags, m.internal_date, m.size, m.blob_id, m.structure,
+      `SELECT m.uid, m.modseq, m.created_modseq, m.flags, m.internal_date, m.size, m.blob_id, m.prefix, m.structure,
               (SELECT k.key FROM mailboxes b JOIN delivery_keys k ON k.account_id = b.account_id
                 WHERE b.id = m.mailbox_id AND k.mailbox_id = m.mailbox_id AND k.uid = m.uid LIMIT 1) AS idempotency_key
          FROM messages m WHERE m.mailbox_id = $1 AND m.uid > $2 ORDER BY m.uid LIMIT $3`,
@@ -66,6 +67,7 @@ export class PgBulk implements BulkStore {
       internalDate: r.internal_date,
       size: r.size,
       blobId: r.blob_id,
+      prefix: r.prefix,
       structure: r.structure,
       idempotencyKey: r.idempotency_key,
     }));
@@ -134,7 +136,7 @@ export class PgBulk implements BulkStore {
       }
       await refContents(
         sql,
-        messages.map((m) => ({ id: sha256(m.content), content: m.content })),
+        messages.map((m) => ({ id: m.blobId, content: blobPart(m) })),
         now,
       );
       const rows = messages.map((m, i) => ({
@@ -145,12 +147,13 @@ export class PgBulk implements BulkStore {
         internal_date: m.internalDate,
         size: m.content.length,
         blob_id: m.blobId,
+        prefix: m.prefix && m.prefix.length > 0 ? Buffer.from(m.prefix).toString('base64') : null,
         structure: m.structure,
       }));
       await sql.query(
-        `INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, internal_date, size, blob_id, structure)
-         SELECT $1, r.uid, r.modseq, r.created_modseq, r.flags, r.internal_date, r.size, r.blob_id, r.structure
-           FROM jsonb_to_recordset($2::jsonb) AS r (uid bigint, modseq bigint, created_modseq bigint, flags text[], internal_date bigint, size bigint, blob_id text, structure text)`,
+        `INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, internal_date, size, blob_id, structure, prefix)
+         SELECT $1, r.uid, r.modseq, r.created_modseq, r.flags, r.internal_date, r.size, r.blob_id, r.structure, decode(r.prefix, 'base64')
+           FROM jsonb_to_recordset($2::jsonb) AS r (uid bigint, modseq bigint, created_modseq bigint, flags text[], internal_date bigint, size bigint, blob_id text, structure text, prefix text)`,
         [mailboxId, JSON.stringify(rows)],
       );
       const unseen = rows.filter((r) => !isSeen(r.flags)).length;

@@ -53,6 +53,12 @@ function planFlags(
   return { updated, modified, unseenDelta };
 }
 
+/** A message's bytes: its own prefix (a delivery's trace headers), then its blob's, checked against the id. */
+function messageBytes(row: { id: string; content: Buffer; prefix: Buffer | null }): Buffer {
+  const blob = verifyBlob(row.id, row.content);
+  return row.prefix === null || row.prefix.length === 0 ? blob : Buffer.concat([row.prefix, blob]);
+}
+
 export class PgMessages implements MessageStore {
   constructor(private readonly db: Db) {}
 
@@ -173,15 +179,15 @@ export class PgMessages implements MessageStore {
   async content(mailboxId: number, uid: number): Promise<Buffer> {
     const rows =
       validId(mailboxId) && Number.isSafeInteger(uid)
-        ? await this.db.query<{ id: string; content: Buffer }>(
+        ? await this.db.query<{ id: string; content: Buffer; prefix: Buffer | null }>(
             'messages.content',
-            'SELECT b.id, b.content FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = $2',
+            'SELECT b.id, b.content, m.prefix FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = $2',
             [mailboxId, uid],
           )
         : [];
     const row = rows[0];
     if (!row) throw new StoreError('not_found', `message ${uid} not found in mailbox ${mailboxId}`);
-    return verifyBlob(row.id, row.content);
+    return messageBytes(row);
   }
 
   // --- IMAP read paths: SELECT without reading every row, compact views, batched bodies ---
@@ -255,16 +261,16 @@ export class PgMessages implements MessageStore {
     const wanted = uids.filter((u) => Number.isSafeInteger(u));
     const rows =
       validId(mailboxId) && wanted.length > 0
-        ? await this.db.query<{ uid: number; id: string; content: Buffer }>(
+        ? await this.db.query<{ uid: number; id: string; content: Buffer; prefix: Buffer | null }>(
             'messages.contents',
-            'SELECT m.uid, b.id, b.content FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])',
+            'SELECT m.uid, b.id, b.content, m.prefix FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])',
             [mailboxId, wanted],
           )
         : [];
     const byUid = new Map(rows.map((r) => [r.uid, r]));
     return uids.map((uid) => {
       const row = byUid.get(uid);
-      return row ? verifyBlob(row.id, row.content) : null;
+      return row ? messageBytes(row) : null;
     });
   }
 

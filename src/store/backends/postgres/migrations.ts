@@ -219,6 +219,11 @@ export const MIGRATIONS: readonly string[] = [
   // 9 (inline blob checksums): the embedded backend's CRC-32 column; nothing here (PostgreSQL keeps
   // blob bytes its own way), listed so both backends keep one version numbering
   'SELECT 1',
+  // 10 (each message's bytes written once): a delivered message is its trace headers (prefix) over the
+  // queued blob, shared by every mailbox that receives it. (The embedded backend's blob_refs table of
+  // this version has no counterpart: an update of blobs.refcount leaves PostgreSQL's out-of-line
+  // content where it is.)
+  'ALTER TABLE messages ADD COLUMN prefix bytea',
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

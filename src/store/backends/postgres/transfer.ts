@@ -27,8 +27,8 @@ async function insertCopies(sql: Sql, fromId: number, dest: LockedMailbox, rows:
     modseqs.push(++dest.highestModseq);
   }
   await sql.query(
-    `INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, internal_date, size, blob_id, structure)
-     SELECT $1, t.nuid, t.nmodseq, t.nmodseq, m.flags, m.internal_date, m.size, m.blob_id, m.structure
+    `INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, internal_date, size, blob_id, structure, prefix)
+     SELECT $1, t.nuid, t.nmodseq, t.nmodseq, m.flags, m.internal_date, m.size, m.blob_id, m.structure, m.prefix
        FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS t (suid, nuid, nmodseq)
        JOIN messages m ON m.mailbox_id = $2 AND m.uid = t.suid`,
     [dest.id, fromId, pairs.map((p) => p[0]), pairs.map((p) => p[1]), modseqs],
