@@ -1,9 +1,9 @@
 /*
  * The local delivery agent: files one queue recipient of a local domain into its account's INBOX, with
  * Return-Path: and Delivered-To: prepended (stored as the message's prefix over the queue's blob, so the
- * bytes are written once however many local recipients there are), appended under the idempotency key `<queue id>:<recipient>`
- * so a retry after a crash between insertion and queue completion finds the first copy instead of making
- * a second. The MIME structure of the delivered bytes is computed here, once, and stored with the message
+ * bytes are written once however many local recipients there are), appended under the idempotency key
+ * `<queue id>:<recipient>` so a retry after a crash between insertion and queue completion finds the
+ * first copy instead of making a second. The MIME structure of the delivered bytes is computed here, once, and stored with the message
  * for IMAP. Never touches the queue and never throws for a delivery problem: over quota and store
  * trouble defer, an account that no longer exists fails (550 5.1.1).
  */
