@@ -20,7 +20,7 @@ import type { CommitFn } from '../queue/commit.js';
 import { clientContentDigest, clientQueueId } from '../queue/receipts.js';
 import type { AgentResult, DeliveryAgent } from '../queue/agent.js';
 import type { Envelope, EnvelopeRecipient, RecipientReply, SmtpServices } from '../smtp/services.js';
-import type { Clock, Store } from '../store/index.js';
+import type { BlobId, Clock, Store } from '../store/index.js';
 
 export interface LmtpServicesOptions {
   store: Store;
@@ -65,11 +65,11 @@ export function createLmtpServices(o: LmtpServicesOptions): SmtpServices {
     return (await lookup(split.local, split.domain)).kind;
   }
 
-  async function file(id: string, sender: string, rcpt: EnvelopeRecipient, content: Buffer): Promise<RecipientReply> {
+  async function file(id: string, sender: string, rcpt: EnvelopeRecipient, content: Buffer, blobId: BlobId | undefined): Promise<RecipientReply> {
     const started = o.clock.now();
     let result: AgentResult;
     try {
-      result = await o.local.deliver({ queueId: id, sender, recipient: rcpt.address, content, now: started });
+      result = await o.local.deliver({ queueId: id, sender, recipient: rcpt.address, content, ...(blobId ? { blobId } : {}), now: started });
     } catch (err) {
       result = { outcome: 'deferred', reason: `451 4.3.0 ${err instanceof Error ? err.message : String(err)}` };
     }
@@ -80,6 +80,19 @@ export function createLmtpServices(o: LmtpServicesOptions): SmtpServices {
       `${id}: to=<${rcpt.address}>, relay=${o.local.relay}, delay=${delay}, status=${status} (${result.reason})`,
     );
     return replyOf(rcpt.address, result);
+  }
+
+  /**
+   * For several mailboxes: the bytes stored once, each mailbox keeping only its trace headers over them
+   * (as the queue's local deliveries do). Unreferenced until the first append; should that never come,
+   * blob collection removes it after its grace period. Without it each mailbox stores its own copy.
+   */
+  async function sharedBlob(content: Buffer): Promise<BlobId | undefined> {
+    try {
+      return (await store.blobs.put(content)).id;
+    } catch {
+      return undefined;
+    }
   }
 
   async function queueAliases(envelope: Envelope, recipients: EnvelopeRecipient[], content: Buffer): Promise<RecipientReply[]> {
@@ -105,11 +118,12 @@ export function createLmtpServices(o: LmtpServicesOptions): SmtpServices {
       const kinds = await Promise.all(envelope.recipients.map((r) => kindOf(r.address)));
       const aliases = envelope.recipients.filter((_, i) => kinds[i] === 'alias');
       const queued = aliases.length > 0 ? await queueAliases(envelope, aliases, content) : [];
+      const blobId = kinds.filter((k) => k === 'account').length > 1 ? await sharedBlob(content) : undefined;
       return Promise.all(
         envelope.recipients.map((r, i) => {
           if (kinds[i] === 'alias') return queued[aliases.indexOf(r)]!;
           // an account removed since RCPT: the agent answers 550 5.1.1 for it
-          return file(id, envelope.sender, r, content);
+          return file(id, envelope.sender, r, content, blobId);
         }),
       );
     },

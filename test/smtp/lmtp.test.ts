@@ -132,6 +132,33 @@ test('one reply per recipient after DATA, in RCPT order, each for that recipient
   await c.reply();
 });
 
+test('one message for several mailboxes is stored once, each mailbox keeping its own trace headers', async () => {
+  const c = await open();
+  await c.reply();
+  const message = 'From: sender@remote.test\r\nSubject: lmtp shared\r\nMessage-ID: <lmtp-shared@remote.test>\r\n\r\nshared body\r\n';
+  c.send('LHLO client.test\r\nMAIL FROM:<sender@remote.test>\r\nRCPT TO:<alice@example.test>\r\nRCPT TO:<carol@example.test>\r\nDATA\r\n');
+  for (let i = 0; i < 5; i++) assert.ok([250, 354].includes((await c.reply()).code));
+  c.send(`${message}.\r\n`);
+  assert.equal((await c.reply()).code, 250);
+  assert.equal((await c.reply()).code, 250);
+  const blobs = new Set<string>();
+  for (const rcpt of ['alice@example.test', 'carol@example.test']) {
+    const account = (await store.directory.getAccount(rcpt))!;
+    const box = (await store.mailboxes.get(account.id, 'INBOX'))!;
+    const metas = await store.messages.list(box.id);
+    const texts = await Promise.all(metas.map(async (m) => [m, (await store.messages.content(box.id, m.uid)).toString('latin1')] as const));
+    const [meta, text] = texts.find(([, t]) => t.includes('lmtp-shared@remote.test'))!;
+    assert.ok(text.startsWith(`Return-Path: <sender@remote.test>\r\nDelivered-To: ${rcpt}\r\nReceived: from client.test`), text.slice(0, 120));
+    assert.ok(text.endsWith(message));
+    assert.equal(meta.size, Buffer.byteLength(text, 'latin1'));
+    blobs.add(meta.blobId);
+  }
+  assert.equal(blobs.size, 1, 'both mailboxes share one blob');
+  assert.equal(await store.blobs.refs([...blobs][0]!), 2);
+  c.send('QUIT\r\n');
+  await c.reply();
+});
+
 test('the same bytes sent again (a client that lost our reply) are not filed twice', async () => {
   const message = 'From: a@remote.test\r\nSubject: resend\r\nMessage-ID: <resend@remote.test>\r\n\r\nonce only\r\n';
   const before = (await inbox('carol@example.test')).length;
