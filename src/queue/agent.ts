@@ -14,7 +14,7 @@ export interface DeliveryJob {
   recipient: string;
   /** the queued message bytes, read once per entry and shared by its recipients */
   content: Buffer;
-  /** the store's blob of `content` (the queue entry's), which a mailbox delivery may share; absent for LMTP */
+  /** the store's blob of `content` (the queue entry's, or LMTP's for several mailboxes), which a mailbox delivery shares */
   blobId?: BlobId;
   now: number;
 }
