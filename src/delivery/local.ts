@@ -10,7 +10,7 @@
 import { parseStructure, serializeStructure } from '../mime/index.js';
 import { isPlainLocalPart, localKey, splitAddress, stripSubaddress, headerSafe } from '../policy/address.js';
 import type { AgentResult, DeliveryAgent, DeliveryJob } from '../queue/agent.js';
-import type { Account, Mailbox, Store } from '../store/index.js';
+import type { Account, FileAtCommit, Mailbox, Store } from '../store/index.js';
 import { isStoreError } from '../store/index.js';
 import { TtlCache } from '../ttl-cache.js';
 
@@ -70,7 +70,16 @@ function failureOf(err: unknown, recipient: string): AgentResult {
   return { outcome: 'deferred', reason: `451 4.3.0 mailbox store: ${text}`, storeTrouble: isStoreError(err, 'unavailable') };
 }
 
-export function createLocalAgent(options: LocalAgentOptions): DeliveryAgent {
+export interface LocalAgent extends DeliveryAgent {
+  /**
+   * What the queue commit needs to file `recipient` itself (NewQueueMessage.file): its INBOX, our trace
+   * headers and the structure of the delivered bytes; null when the account or its INBOX is not there
+   * (the queue then delivers, and answers or creates what is missing).
+   */
+  fileAtCommit(recipient: string, sender: string, content: Buffer, now: number): Promise<FileAtCommit | null>;
+}
+
+export function createLocalAgent(options: LocalAgentOptions): LocalAgent {
   const { store, delimiters } = options;
   // Recipient -> INBOX id for a second: a burst of mail to one user costs one lookup, not two store round
   // trips per message. Stale only if the account or its INBOX is removed within that second, and then
@@ -78,6 +87,19 @@ export function createLocalAgent(options: LocalAgentOptions): DeliveryAgent {
   const inboxes = new TtlCache<number>(1000);
   return {
     relay: 'local',
+    async fileAtCommit(recipient, sender, content, now) {
+      let mailboxId = inboxes.get(recipient, now);
+      if (mailboxId === undefined) {
+        const account = await findAccount(store, recipient, delimiters);
+        const inbox = account ? await store.mailboxes.get(account.id, INBOX) : null;
+        if (!inbox) return null;
+        mailboxId = inbox.id;
+        inboxes.set(recipient, mailboxId, now);
+      }
+      const prefix = deliveryHeaders(sender, recipient);
+      const structure = structureOf(Buffer.concat([prefix, content]));
+      return { recipient, mailboxId, prefix, ...(structure === undefined ? {} : { structure }) };
+    },
     async deliver(job: DeliveryJob): Promise<AgentResult> {
       try {
         let inboxId = inboxes.get(job.recipient, job.now);

@@ -3,7 +3,9 @@
  * header addresses only for the clients allowed), expands the recipients once (expand.ts: virtual alias
  * maps, then the directory), records both in the envelope meta, and makes the message durable through
  * store.queue.commit before resolving — the only path to a 250. Logs one line per queued message and
- * wakes the scheduler. Never delivers; any store or table error propagates unchanged so the session
+ * wakes the scheduler. Local recipients the caller can resolve (fileAtCommit: their INBOX, our trace
+ * headers) the store files in the same transaction, so they need no lease, delivery or completion
+ * later; everything else is queued. Any store or table error propagates unchanged so the session
  * answers 451 4.3.0 with nothing half-queued.
  * A client that named its queue entry (XQUEUEID, docs/xqueueid.md) gets receipts in the same store
  * transaction: recipients it already handed us with these bytes are left out, and a resend of nothing
@@ -12,7 +14,7 @@
 import type { Logger } from '../log/logger.js';
 import type { AddressRewriter, HeaderChange } from '../routing/rewrite.js';
 import type { Envelope, EnvelopeRecipient } from '../smtp/services.js';
-import type { Clock } from '../store/index.js';
+import type { Clock, FileAtCommit, QueueRecipientInput } from '../store/index.js';
 import { expandRecipients, withLookup, type ExpandOptions } from './expand.js';
 import { clientQueueId, receiptsFor } from './receipts.js';
 
@@ -23,6 +25,11 @@ export interface CommitOptions extends ExpandOptions {
   onCommitted?: (queueId: string, content: Buffer) => void;
   /** canonical maps and masquerading; absent or null: addresses are committed as received */
   rewriting?: CommitRewriting | null;
+  /**
+   * A final recipient the commit may file into its mailbox itself (NewQueueMessage.file), or null to
+   * queue it for the scheduler. Absent: every recipient is queued.
+   */
+  fileAtCommit?: (recipient: QueueRecipientInput, sender: string, content: Buffer, now: number) => Promise<FileAtCommit | null>;
 }
 
 export interface CommitRewriting {
@@ -108,7 +115,12 @@ export function createCommit(commitOptions: CommitOptions): CommitFn {
     if (rewritten) meta.rewritten = rewritten;
     const finals = (given: string): string[] => expansion.expanded[given] ?? [rw?.record.recipients?.[given] ?? given];
     const receipts = receiptsFor(envelope, received, expansion.recipients, finals);
-    const result = await store.queue.commit({ sender, recipients: expansion.recipients, content, meta, ...(receipts ? { receipts } : {}) }, clock.now());
+    const committedAt = clock.now();
+    const file = options.fileAtCommit ? await filesFor(options.fileAtCommit, expansion.recipients, sender, content, committedAt) : [];
+    const result = await store.queue.commit(
+      { sender, recipients: expansion.recipients, content, meta, ...(receipts ? { receipts } : {}), ...(file.length > 0 ? { file } : {}) },
+      committedAt,
+    );
     const { id } = result;
     if (result.duplicates) logResend(logger, envelope, sender, result.created ? id : null, result.duplicates);
     if (!result.created) return { queueId: id };
@@ -127,9 +139,49 @@ export function createCommit(commitOptions: CommitOptions): CommitFn {
       },
       `${id}: from=<${sender}>, size=${content.length}, nrcpt=${nrcpt} (queue active)`,
     );
-    options.onCommitted?.(id, content);
+    const filed = result.filed ?? [];
+    if (filed.length > 0) logFiled(logger, id, filed, expansion.expanded, committedAt, clock.now());
+    if (filed.length < nrcpt) options.onCommitted?.(id, content);
     return { queueId: id };
   };
+}
+
+/**
+ * At most this many recipients are filed by one commit: each is an append in the store writer's
+ * transaction, which every other session's 250 waits behind; the rest of a long list is delivered by
+ * the scheduler, a few at a time.
+ */
+const FILE_AT_COMMIT_MAX = 50;
+
+/** The recipients a commit may file itself: local ones (the caller's judgement) that asked for no success DSN. */
+async function filesFor(
+  fileAtCommit: NonNullable<CommitOptions['fileAtCommit']>,
+  recipients: readonly QueueRecipientInput[],
+  sender: string,
+  content: Buffer,
+  now: number,
+): Promise<FileAtCommit[]> {
+  // a success DSN is the scheduler's (dsn-notify.ts): those recipients go through the queue
+  const candidates = recipients.filter((r) => !(r.notify ?? []).some((n) => n.toUpperCase() === 'SUCCESS')).slice(0, FILE_AT_COMMIT_MAX);
+  // a lookup that fails leaves the recipient to the scheduler, which retries it
+  const found = await Promise.all(candidates.map((r) => fileAtCommit(r, sender, content, now).catch(() => null)));
+  return found.filter((f): f is FileAtCommit => f !== null);
+}
+
+/** The scheduler's delivery line (scheduler.ts finish) for each recipient the commit filed. */
+function logFiled(logger: Logger, id: string, filed: readonly string[], expanded: Record<string, string[]>, since: number, now: number): void {
+  const origOf = new Map<string, string>();
+  for (const [given, finals] of Object.entries(expanded)) for (const f of finals) if (f !== given) origOf.set(f, given);
+  const delay = Math.round((now - since) / 10) / 100;
+  const reason = 'delivered to mailbox';
+  for (const recipient of filed) {
+    const origTo = origOf.get(recipient);
+    const orig = origTo === undefined ? '' : `, orig_to=<${origTo}>`;
+    logger.info(
+      { queue_id: id, recipient, orig_to: origTo, relay: 'local', delay, status: 'sent', reason },
+      `${id}: to=<${recipient}>${orig}, relay=local, delay=${delay}, status=sent (${reason})`,
+    );
+  }
 }
 
 /** One line for the recipients a resend brought again (the client lost our 250, docs/xqueueid.md). */

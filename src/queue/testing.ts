@@ -63,6 +63,8 @@ export interface PipelineOptions {
   leaseMs?: number;
   backoff?: BackoffSettings;
   owner?: string;
+  /** let the commit file local recipients itself (serve's default); off here, so tests see the queue path */
+  fileAtCommit?: boolean;
 }
 
 export interface Pipeline {
@@ -87,6 +89,7 @@ export function buildPipeline(store: Store, clock: Clock, logger: Logger, o: Pip
     backoff: o.backoff ?? { minimalMs: 300_000, maximalMs: 4_000_000, lifetimeMs: 5 * 86_400_000 },
     recursionLimit: o.recursionLimit ?? 10,
     expansionLimit: o.expansionLimit ?? 1000,
+    fileAtCommit: o.fileAtCommit ?? false,
   });
   return { commit, scheduler, domains };
 }

@@ -8,7 +8,7 @@ import type { Logger } from '../log/logger.js';
 import type { DeliveryAgent } from './agent.js';
 import type { LocalDomains } from '../policy/domains.js';
 import type { LocalLookup } from '../policy/lookup.js';
-import type { Clock, Store } from '../store/index.js';
+import type { Clock, QueueRecipientInput, Store } from '../store/index.js';
 import type { BackoffSettings } from './backoff.js';
 import type { VirtualAliasOptions } from '../routing/virtual.js';
 import { createCommit, type CommitFn, type CommitRewriting } from './commit.js';
@@ -39,6 +39,8 @@ export interface QueueWiring {
   /** the directory lookup shared with the RCPT check */
   lookup?: LocalLookup | null;
   rewriting?: CommitRewriting | null;
+  /** false: local recipients are always queued for the scheduler, never filed by the commit */
+  fileAtCommit?: boolean;
   /** bounces and other DSNs; absent: failures are only logged */
   dsn?: { hostname: string; delayWarningMs: number; returnLimit: number; bounceLifetimeMs: number; doubleBounceRecipient: string } | null;
 }
@@ -46,6 +48,7 @@ export interface QueueWiring {
 export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueScheduler; local: DeliveryAgent } {
   const { store, logger, clock, domains, delimiters } = w;
   const local = createLocalAgent({ store, delimiters });
+  const router = w.router ?? localDomainRouter(domains);
   // the notifier queues DSNs through the commit made below
   let commitLater: CommitFn = () => Promise.reject(new Error('commit not ready'));
   const notifier = w.dsn
@@ -57,7 +60,7 @@ export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueS
     logger,
     clock,
     fresh,
-    router: w.router ?? localDomainRouter(domains),
+    router,
     local,
     remote: w.remote ?? null,
     notifier,
@@ -83,6 +86,13 @@ export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueS
     virtual: w.virtual ?? null,
     lookup: w.lookup ?? null,
     rewriting: w.rewriting ?? null,
+    // a recipient routed to the local agent is filed by the commit itself, as the agent would file it
+    ...(w.fileAtCommit === false
+      ? {}
+      : {
+          fileAtCommit: async (r: QueueRecipientInput, sender: string, content: Buffer, now: number) =>
+            (await router(r.address)).kind === 'local' ? local.fileAtCommit(r.address, sender, content, now) : null,
+        }),
   });
   commitLater = commit;
   return { commit, scheduler, local };

@@ -114,6 +114,24 @@ export interface NewQueueMessage {
    * id and bytes (src/queue/receipts.ts). A recipient whose every receipt already exists is left out.
    */
   receipts?: QueueReceiptInput[];
+  /**
+   * Recipients the store may file into a mailbox in the commit itself, instead of queueing them for the
+   * local delivery agent (one transaction instead of commit, lease, append and complete). A recipient it
+   * cannot file (over quota, mailbox gone, its domain paused, a backend that does not file) is queued as
+   * usual. Ignored with `hold`.
+   */
+  file?: FileAtCommit[];
+}
+
+/** A local delivery done at commit: the message as `prefix` over the committed bytes, keyed `<queue id>:<recipient>`. */
+export interface FileAtCommit {
+  /** one of the message's recipients */
+  recipient: string;
+  mailboxId: number;
+  /** the delivery's trace headers */
+  prefix: Buffer;
+  /** the MIME structure of prefix + content (NewMessage.structure) */
+  structure?: string;
 }
 
 /** A recipient as the client gave it, keyed, and the queue recipients (addresses) it became. */
@@ -132,6 +150,8 @@ export interface QueueCommitResult {
   created: boolean;
   /** recipients left out because an earlier commit holds their receipts, and the first such entry */
   duplicates?: { addresses: string[]; of: string };
+  /** recipients filed into their mailboxes by the commit (NewQueueMessage.file); none of them is queued */
+  filed?: string[];
 }
 
 export type RecipientState = 'pending' | 'done' | 'failed';

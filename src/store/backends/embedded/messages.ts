@@ -216,37 +216,42 @@ function inUidOrder(ix: CompactIndex): CompactIndex {
   };
 }
 
+/** messages.append, also used by a queue commit that files recipients itself (queue.ts). */
+export function appendRow(ctx: OpContext, mailboxId: number, m: AppendRow, now: number): AppendResult {
+  const mb = mailboxRowById(ctx, mailboxId);
+  if (m.idempotencyKey !== null) {
+    const dup = stmt(ctx, 'SELECT mailbox_id, uid, modseq FROM messages WHERE account_id = ? AND idempotency_key = ?').get(
+      mb.account_id,
+      m.idempotencyKey,
+    ) as { mailbox_id: number; uid: number; modseq: number } | undefined;
+    if (dup) return { uid: dup.uid, modseq: dup.modseq, uidValidity: mailboxRowById(ctx, dup.mailbox_id).uid_validity, duplicate: true };
+  }
+  let size: number;
+  if (m.fresh && m.size !== null) {
+    size = m.size;
+    checkQuota(ctx, mb.account_id, size);
+    refBlob(ctx, m.blobId, size, now, m.inline);
+  } else {
+    size = refExistingBlob(ctx, m.blobId) + (m.prefix?.length ?? 0);
+    checkQuota(ctx, mb.account_id, size);
+  }
+  const flags = JSON.stringify(normalizeFlags(m.flags));
+  const [uid, modseq] = insertMessage(ctx, mb, {
+    blob_id: m.blobId,
+    size,
+    internal_date: m.internalDate,
+    flags,
+    idempotency_key: m.idempotencyKey,
+    structure: m.structure,
+    prefix: m.prefix !== null && m.prefix.length > 0 ? m.prefix : null,
+  });
+  return { uid, modseq, uidValidity: mb.uid_validity, duplicate: false };
+}
+
 export function messageOps(ctx: OpContext) {
   return {
     append(mailboxId: number, m: AppendRow, now: number): AppendResult {
-      const mb = mailboxRowById(ctx, mailboxId);
-      if (m.idempotencyKey !== null) {
-        const dup = stmt(ctx, 'SELECT mailbox_id, uid, modseq FROM messages WHERE account_id = ? AND idempotency_key = ?').get(
-          mb.account_id,
-          m.idempotencyKey,
-        ) as { mailbox_id: number; uid: number; modseq: number } | undefined;
-        if (dup) return { uid: dup.uid, modseq: dup.modseq, uidValidity: mailboxRowById(ctx, dup.mailbox_id).uid_validity, duplicate: true };
-      }
-      let size: number;
-      if (m.fresh && m.size !== null) {
-        size = m.size;
-        checkQuota(ctx, mb.account_id, size);
-        refBlob(ctx, m.blobId, size, now, m.inline);
-      } else {
-        size = refExistingBlob(ctx, m.blobId) + (m.prefix?.length ?? 0);
-        checkQuota(ctx, mb.account_id, size);
-      }
-      const flags = JSON.stringify(normalizeFlags(m.flags));
-      const [uid, modseq] = insertMessage(ctx, mb, {
-        blob_id: m.blobId,
-        size,
-        internal_date: m.internalDate,
-        flags,
-        idempotency_key: m.idempotencyKey,
-        structure: m.structure,
-        prefix: m.prefix !== null && m.prefix.length > 0 ? m.prefix : null,
-      });
-      return { uid, modseq, uidValidity: mb.uid_validity, duplicate: false };
+      return appendRow(ctx, mailboxId, m, now);
     },
     list(mailboxId: number, uids?: UidRange[]): MessageMeta[] {
       return rows(ctx, mailboxId, uids).map(toMeta);

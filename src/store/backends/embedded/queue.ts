@@ -5,13 +5,14 @@
  * content of a commit (hashed here, off the event loop, when the caller left its id to us) and the
  * content read back for delivery in the same round trip as the entry's blob id.
  */
-import type { BlobId, CompleteResult, Lease, LeaseRequest, QueueAdminRecord, QueueCounts, QueueEntry, QueueEntryState, QueuePause, QueueReceiptInput, QueueRecipientInput, RecipientOutcome } from '../../api.js';
+import type { BlobId, CompleteResult, FileAtCommit, Lease, LeaseRequest, QueueAdminRecord, QueueCounts, QueueEntry, QueueEntryState, QueuePause, QueueReceiptInput, QueueRecipientInput, RecipientOutcome } from '../../api.js';
 import { normalizeDomain } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { checkReceipts, keptRecipients } from '../../receipts-common.js';
 import { sha256 } from '../../common.js';
 import { blobContent, type InlineContent, refBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
+import { appendRow } from './messages.js';
 
 interface EntryRow {
   id: string;
@@ -52,6 +53,8 @@ export interface CommitRow {
   now: number;
   /** absent or empty: every recipient is queued, as before receipts existed */
   receipts?: QueueReceiptInput[];
+  /** NewQueueMessage.file */
+  file?: FileAtCommit[];
 }
 
 /** What the writer made of a commit; `created: false` means nothing was written. */
@@ -59,6 +62,48 @@ export interface CommitOutcome {
   blobId: BlobId;
   created: boolean;
   duplicates?: { addresses: string[]; of: string };
+  filed?: string[];
+}
+
+/**
+ * Files what it can of `file` (recipients still in `recipients`, not held, their domain not paused),
+ * each under its own savepoint: a StoreError (over quota, mailbox gone) leaves that recipient queued.
+ * The blob row exists already. Returns the addresses filed.
+ */
+function fileAtCommit(ctx: OpContext, c: CommitRow, blobId: BlobId, recipients: QueueRecipientInput[]): Set<string> {
+  const filed = new Set<string>();
+  if (c.hold || !c.file) return filed;
+  const wanted = new Set(recipients.map((r) => r.address));
+  const paused = stmt(ctx, "SELECT 1 FROM queue_pauses p WHERE substr(lower(?), -(length(p.domain) + 1)) = '@' || p.domain");
+  for (const f of c.file) {
+    if (!wanted.has(f.recipient) || filed.has(f.recipient) || paused.get(f.recipient)) continue;
+    ctx.db.exec('SAVEPOINT file_at_commit');
+    try {
+      appendRow(
+        ctx,
+        f.mailboxId,
+        {
+          blobId,
+          size: null,
+          fresh: false,
+          inline: null,
+          prefix: f.prefix,
+          flags: [],
+          internalDate: c.now,
+          idempotencyKey: `${c.id}:${f.recipient}`,
+          structure: f.structure ?? null,
+        },
+        c.now,
+      );
+      ctx.db.exec('RELEASE file_at_commit');
+      filed.add(f.recipient);
+    } catch (err) {
+      ctx.db.exec('ROLLBACK TO file_at_commit');
+      ctx.db.exec('RELEASE file_at_commit');
+      if (!(err instanceof StoreError)) throw err;
+    }
+  }
+  return filed;
 }
 
 /**
@@ -178,6 +223,14 @@ export function queueOps(ctx: OpContext) {
       const duplicates = r?.duplicates ? { duplicates: r.duplicates } : {};
       if (r && r.recipients.length === 0) return { blobId, created: false, ...duplicates };
       refBlob(ctx, blobId, c.size, c.now, c.inline);
+      const filed = fileAtCommit(ctx, c, blobId, recipients);
+      const queued = filed.size === 0 ? recipients : recipients.filter((x) => !filed.has(x.address));
+      const filedList = filed.size > 0 ? { filed: [...filed] } : {};
+      if (queued.length === 0) {
+        // every recipient is in its mailbox: no queue entry holds the bytes
+        unrefBlob(ctx, blobId);
+        return { blobId, created: true, ...duplicates, ...filedList };
+      }
       stmt(ctx, 'INSERT INTO queue (id, sender, meta, blob_id, size, received_at, state, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
         c.id,
         c.sender,
@@ -189,8 +242,8 @@ export function queueOps(ctx: OpContext) {
         c.dueAt,
       );
       const ins = stmt(ctx, "INSERT INTO queue_recipients (queue_id, address, orcpt, notify, state) VALUES (?, ?, ?, ?, 'pending')");
-      for (const x of recipients) ins.run(c.id, x.address, x.orcpt ?? null, x.notify ? JSON.stringify(x.notify) : null);
-      return { blobId, created: true, ...duplicates };
+      for (const x of queued) ins.run(c.id, x.address, x.orcpt ?? null, x.notify ? JSON.stringify(x.notify) : null);
+      return { blobId, created: true, ...duplicates, ...filedList };
     },
     lease(req: LeaseRequest): Lease[] {
       const paused = stmt(ctx, 'SELECT 1 FROM queue_pauses LIMIT 1').get() !== undefined;

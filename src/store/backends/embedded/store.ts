@@ -132,6 +132,7 @@ class EmbeddedStore implements Store {
         const row = {
           id, sender: msg.sender, recipients: msg.recipients, size: msg.content.length, meta: msg.meta ?? {}, hold: msg.hold ?? false, dueAt: msg.dueAt ?? now, now,
           ...(msg.receipts ? { receipts: msg.receipts } : {}),
+          ...(msg.file && msg.file.length > 0 ? { file: msg.file } : {}),
         };
         // Inline content is hashed by the writer (off the event loop); a file needs its name first.
         const blobId = msg.content.length <= INLINE_BLOB_LIMIT ? null : sha256(msg.content);
