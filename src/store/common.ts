@@ -4,7 +4,7 @@
  */
 import * as crypto from 'node:crypto';
 import { randomView } from '../random-pool.js';
-import type { BlobId, UidRange } from './api.js';
+import type { BlobId, NewMessage, UidRange } from './api.js';
 import { StoreError } from './errors.js';
 
 const QUEUE_ID_ALPHABET = '0123456789BCDFGHJKLMNPQRSTVWXYZ';
@@ -31,6 +31,22 @@ const oneShot: ((algorithm: string, data: Buffer, encoding: 'hex') => string) | 
 
 export function sha256(content: Buffer): BlobId {
   return oneShot ? oneShot('sha256', content, 'hex') : crypto.createHash('sha256').update(content).digest('hex');
+}
+
+/** A message's own prefix as stored (NewMessage.prefix): null for none and for an empty one. */
+export function storedPrefix<T extends Uint8Array>(prefix: T | null | undefined): T | null {
+  return prefix && prefix.length > 0 ? prefix : null;
+}
+
+/** NewMessage.prefix as stored; `invalid` next to `content` (a prefix goes over a shared blob). */
+export function appendPrefix(message: NewMessage): Buffer | null {
+  if (message.content && message.prefix) throw new StoreError('invalid', 'append: a prefix goes with a blobId, not with content');
+  return storedPrefix(message.prefix);
+}
+
+/** A message's bytes: its own prefix, then its blob's. */
+export function withPrefix<T extends Uint8Array>(prefix: Uint8Array | null, bytes: T): T | Buffer {
+  return prefix === null || prefix.length === 0 ? bytes : Buffer.concat([prefix, bytes]);
 }
 
 export function verifyBlob(id: BlobId, content: Buffer): Buffer {

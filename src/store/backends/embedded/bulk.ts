@@ -5,6 +5,7 @@
  * contents durable files first. Never allocates a UID or MODSEQ and never signals a change.
  */
 import type { BulkMailbox, BulkMessage, BulkQueueEntry, Mailbox } from '../../api.js';
+import { storedPrefix } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { type InlineContent, refBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
@@ -82,7 +83,7 @@ export function bulkOps(ctx: OpContext) {
         if (m.uid >= box.uid_next || m.modseq > box.highest_modseq) throw new StoreError('invalid', `message UID ${m.uid} does not fit mailbox ${box.name}`);
         if (taken.get(mailboxId, m.uid, mailboxId, m.uid)) throw new StoreError('exists', `UID ${m.uid} of mailbox ${box.name} is taken or expunged`);
         if (m.idempotencyKey !== null && keyTaken.get(box.account_id, m.idempotencyKey)) throw new StoreError('exists', `idempotency key ${m.idempotencyKey} is taken`);
-        const prefix = m.prefix !== null && m.prefix.length > 0 ? m.prefix : null;
+        const prefix = storedPrefix(m.prefix);
         refBlob(ctx, m.blobId, m.size - (prefix?.length ?? 0), now, m.inline);
         const seen = isSeen(m.flags);
         ins.run(mailboxId, m.uid, box.account_id, m.blobId, m.size, m.internalDate, JSON.stringify(m.flags), seen ? 1 : 0, m.modseq, m.createdModseq, m.idempotencyKey, m.structure, prefix);

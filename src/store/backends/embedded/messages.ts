@@ -6,7 +6,7 @@
  * message is its row's prefix (a delivery's trace headers, or nothing) followed by its blob's bytes.
  */
 import type { AppendResult, BlobId, CompactIndex, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageIndex, MessageMeta, Quota, UidRange } from '../../api.js';
-import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags } from '../../common.js';
+import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags, storedPrefix, withPrefix } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { CHECKS_BY_CRC, checkInline, corrupt, inlineIntact, type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
@@ -41,11 +41,6 @@ export interface AppendRow {
   internalDate: number;
   idempotencyKey: string | null;
   structure: string | null;
-}
-
-/** A message's bytes from its prefix and its blob's bytes. */
-export function withPrefix(prefix: Uint8Array | null, bytes: Uint8Array): Uint8Array {
-  return prefix === null || prefix.length === 0 ? bytes : Buffer.concat([prefix, bytes]);
 }
 
 const isSeen = (flags: readonly string[]) => (flags.some((f) => f.toLowerCase() === '\\seen') ? 1 : 0);
@@ -226,13 +221,14 @@ export function appendRow(ctx: OpContext, mailboxId: number, m: AppendRow, now: 
     ) as { mailbox_id: number; uid: number; modseq: number } | undefined;
     if (dup) return { uid: dup.uid, modseq: dup.modseq, uidValidity: mailboxRowById(ctx, dup.mailbox_id).uid_validity, duplicate: true };
   }
+  const prefix = storedPrefix(m.prefix);
   let size: number;
   if (m.fresh && m.size !== null) {
     size = m.size;
     checkQuota(ctx, mb.account_id, size);
     refBlob(ctx, m.blobId, size, now, m.inline);
   } else {
-    size = refExistingBlob(ctx, m.blobId) + (m.prefix?.length ?? 0);
+    size = refExistingBlob(ctx, m.blobId) + (prefix?.length ?? 0);
     checkQuota(ctx, mb.account_id, size);
   }
   const flags = JSON.stringify(normalizeFlags(m.flags));
@@ -243,7 +239,7 @@ export function appendRow(ctx: OpContext, mailboxId: number, m: AppendRow, now: 
     flags,
     idempotency_key: m.idempotencyKey,
     structure: m.structure,
-    prefix: m.prefix !== null && m.prefix.length > 0 ? m.prefix : null,
+    prefix,
   });
   return { uid, modseq, uidValidity: mb.uid_validity, duplicate: false };
 }

@@ -24,14 +24,13 @@ import type {
   QueueStore,
   Store,
 } from '../../api.js';
-import { newQueueId, sha256 } from '../../common.js';
+import { appendPrefix, newQueueId, sha256, withPrefix } from '../../common.js';
 import { isStoreError, StoreError } from '../../errors.js';
 import { asBuffer, BLOB_FILE_MISSING } from './blobs.js';
 import { BlobFiles } from './blobfiles.js';
 import { embeddedBulk } from './bulk-client.js';
 import { embeddedCluster } from './cluster-client.js';
 import { ASK_READER, InlineReader } from './inline-reads.js';
-import { withPrefix } from './messages.js';
 import { READ_OPS } from './ops.js';
 import { remote, WorkerClient } from './rpc.js';
 import type { WorkerInit } from './worker.js';
@@ -168,23 +167,23 @@ class EmbeddedStore implements Store {
     };
 
     this.messages = {
-      append: (mailboxId: number, msg: NewMessage, now: number): Promise<AppendResult> => {
+      append: async (mailboxId: number, msg: NewMessage, now: number): Promise<AppendResult> => {
         const base = {
           flags: msg.flags ?? [],
           internalDate: msg.internalDate ?? now,
           idempotencyKey: msg.idempotencyKey ?? null,
           structure: msg.structure ?? null,
         };
+        const prefix = appendPrefix(msg);
         if (msg.content) {
-          if (msg.prefix) return Promise.reject(new StoreError('invalid', 'append: a prefix goes with a blobId, not with content'));
           const content = msg.content;
           const blobId = sha256(content);
           return withContent(files, content, blobId, (inline) =>
             m.append(mailboxId, { ...base, blobId, size: content.length, fresh: true, inline, prefix: null }, now),
           );
         }
-        if (!msg.blobId) return Promise.reject(new StoreError('invalid', 'append needs content or blobId'));
-        return m.append(mailboxId, { ...base, blobId: msg.blobId, size: null, fresh: false, inline: null, prefix: msg.prefix ?? null }, now);
+        if (!msg.blobId) throw new StoreError('invalid', 'append needs content or blobId');
+        return m.append(mailboxId, { ...base, blobId: msg.blobId, size: null, fresh: false, inline: null, prefix }, now);
       },
       list: (mailboxId, uids) => m.list(mailboxId, uids),
       index: (mailboxId, uids) => m.index(mailboxId, uids),

@@ -5,7 +5,7 @@
  * Errors: `not_found` (mailbox, blob), `over_quota`, `invalid` (flags, no content).
  */
 import type { AppendResult, NewMessage } from '../../api.js';
-import { normalizeFlags, sha256 } from '../../common.js';
+import { appendPrefix, normalizeFlags, sha256 } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { refBlobSql, upsertBlobSql } from './blobs.js';
 import { notifyMailboxes, type Db, type Sql } from './db.js';
@@ -35,16 +35,15 @@ async function claimKey(sql: Sql, accountId: number, key: string, now: number): 
   return { uid: row.uid, modseq: row.modseq, uidValidity: row.uid_validity, duplicate: true };
 }
 
-async function sizeOf(sql: Sql, message: NewMessage): Promise<number> {
+async function sizeOf(sql: Sql, message: NewMessage, prefix: Buffer | null): Promise<number> {
   if (message.content) return message.content.length;
   const row = (await sql.query<{ size: number }>('SELECT size FROM blobs WHERE id = $1', [message.blobId])).rows[0];
   if (!row) throw new StoreError('not_found', `blob ${message.blobId} not found`);
-  return row.size + (message.prefix?.length ?? 0);
+  return row.size + (prefix?.length ?? 0);
 }
 
 function checkInput(message: NewMessage): void {
   if (!message.content && !message.blobId) throw new StoreError('invalid', 'append needs content or a blobId');
-  if (message.content && message.prefix) throw new StoreError('invalid', 'append: a prefix goes with a blobId, not with content');
   if (message.content && message.blobId && sha256(message.content) !== message.blobId) {
     throw new StoreError('invalid', `append: content does not match blob ${message.blobId}`);
   }
@@ -52,6 +51,7 @@ function checkInput(message: NewMessage): void {
 
 export async function appendMessage(db: Db, mailboxId: number, message: NewMessage, now: number): Promise<AppendResult> {
   checkInput(message);
+  const prefix = appendPrefix(message);
   const flags = normalizeFlags(message.flags ?? []);
   if (!validId(mailboxId)) throw new StoreError('not_found', `mailbox ${mailboxId} not found`);
   return db.tx('messages.append', async (sql) => {
@@ -66,10 +66,10 @@ export async function appendMessage(db: Db, mailboxId: number, message: NewMessa
       const duplicate = await claimKey(sql, box.account_id, message.idempotencyKey, now);
       if (duplicate) return duplicate;
     }
-    const size = await sizeOf(sql, message);
+    const size = await sizeOf(sql, message, prefix);
     assertQuota(await holdQuota(sql, box.account_id, box.quota_bytes), size);
     const alloc = await allocate(sql, mailboxId, isSeen(flags), size);
-    await insertMessage(sql, message, { mailboxId, accountId: box.account_id, flags, size, now, ...alloc });
+    await insertMessage(sql, message, { mailboxId, accountId: box.account_id, flags, size, prefix, now, ...alloc });
     return { uid: alloc.uid, modseq: alloc.modseq, uidValidity: alloc.uidValidity, duplicate: false };
   });
 }
@@ -102,6 +102,7 @@ interface Placement {
   flags: string[];
   size: number;
   now: number;
+  prefix: Buffer | null;
 }
 
 async function insertMessage(sql: Sql, message: NewMessage, p: Placement): Promise<void> {
@@ -117,7 +118,7 @@ async function insertMessage(sql: Sql, message: NewMessage, p: Placement): Promi
     p.accountId,
     message.idempotencyKey ?? null,
     message.structure ?? null,
-    message.prefix && message.prefix.length > 0 ? message.prefix : null,
+    p.prefix,
   ];
   if (message.content) params.push(message.content, p.now);
   const inserted = (await sql.query(insertStatement(message), params)).rows;

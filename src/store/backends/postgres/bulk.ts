@@ -6,7 +6,7 @@
  */
 import type { BulkMailbox, BulkMessage, BulkQueueEntry, BulkStore, Mailbox } from '../../api.js';
 import { blobPart, checkBulkMailbox, checkBulkMessages, checkBulkQueueEntry } from '../../bulk-common.js';
-import { sha256 } from '../../common.js';
+import { sha256, storedPrefix } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import type { Db, Sql } from './db.js';
 import { toMailbox, validId, type MailboxRow } from './mailboxes.js';
@@ -147,7 +147,7 @@ export class PgBulk implements BulkStore {
         internal_date: m.internalDate,
         size: m.content.length,
         blob_id: m.blobId,
-        prefix: m.prefix && m.prefix.length > 0 ? Buffer.from(m.prefix).toString('base64') : null,
+        prefix: storedPrefix(m.prefix)?.toString('base64') ?? null,
         structure: m.structure,
       }));
       await sql.query(

@@ -5,7 +5,7 @@
  * Errors: `not_found` (mailbox, message), `corrupt` (content), `invalid` (flags).
  */
 import type { AppendResult, CompactIndex, CopyResult, FlagOperation, FlagUpdateResult, MessageIndex, MessageMeta, MessageStore, NewMessage, Quota, UidRange } from '../../api.js';
-import { applyFlagOperation, normalizeFlags, sameFlags, verifyBlob } from '../../common.js';
+import { applyFlagOperation, normalizeFlags, sameFlags, verifyBlob, withPrefix } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { appendMessage } from './append.js';
 import { dropRefs } from './blobs.js';
@@ -55,8 +55,7 @@ function planFlags(
 
 /** A message's bytes: its own prefix (a delivery's trace headers), then its blob's, checked against the id. */
 function messageBytes(row: { id: string; content: Buffer; prefix: Buffer | null }): Buffer {
-  const blob = verifyBlob(row.id, row.content);
-  return row.prefix === null || row.prefix.length === 0 ? blob : Buffer.concat([row.prefix, blob]);
+  return withPrefix(row.prefix, verifyBlob(row.id, row.content));
 }
 
 export class PgMessages implements MessageStore {
