@@ -3,7 +3,8 @@
  * Return-Path: and Delivered-To: prepended (stored as the message's prefix over the queue's blob, so the
  * bytes are written once however many local recipients there are), appended under the idempotency key
  * `<queue id>:<recipient>` so a retry after a crash between insertion and queue completion finds the
- * first copy instead of making a second. The MIME structure of the delivered bytes is computed here, once, and stored with the message
+ * first copy instead of making a second. The MIME structure of the delivered bytes is computed here,
+ * once, and stored with the message
  * for IMAP. Never touches the queue and never throws for a delivery problem: over quota and store
  * trouble defer, an account that no longer exists fails (550 5.1.1).
  */
@@ -63,6 +64,13 @@ export function structureOf(content: Buffer): string | undefined {
   }
 }
 
+/** Our trace headers over the queued bytes, the whole as delivered, and its MIME structure. */
+function traced(sender: string, recipient: string, queued: Buffer): { prefix: Buffer; whole: Buffer; structure: string | undefined } {
+  const prefix = deliveryHeaders(sender, recipient);
+  const whole = Buffer.concat([prefix, queued]);
+  return { prefix, whole, structure: structureOf(whole) };
+}
+
 function failureOf(err: unknown, recipient: string): AgentResult {
   const text = err instanceof Error ? err.message : String(err);
   if (isStoreError(err, 'over_quota')) return { outcome: 'deferred', reason: `452 4.2.2 <${recipient}>: Mailbox full` };
@@ -85,35 +93,33 @@ export function createLocalAgent(options: LocalAgentOptions): LocalAgent {
   // trips per message. Stale only if the account or its INBOX is removed within that second, and then
   // the append fails (not_found) and the delivery is deferred, never misfiled.
   const inboxes = new TtlCache<number>(1000);
+
+  /** The recipient's INBOX id; null without an account, or without an INBOX unless `create`. */
+  async function inboxIdOf(recipient: string, now: number, create: boolean): Promise<number | null> {
+    const cached = inboxes.get(recipient, now);
+    if (cached !== undefined) return cached;
+    const account = await findAccount(store, recipient, delimiters);
+    const inbox = !account ? null : create ? await inboxOf(store, account) : await store.mailboxes.get(account.id, INBOX);
+    if (!inbox) return null;
+    inboxes.set(recipient, inbox.id, now);
+    return inbox.id;
+  }
+
   return {
     relay: 'local',
     async fileAtCommit(recipient, sender, content, now) {
-      let mailboxId = inboxes.get(recipient, now);
-      if (mailboxId === undefined) {
-        const account = await findAccount(store, recipient, delimiters);
-        const inbox = account ? await store.mailboxes.get(account.id, INBOX) : null;
-        if (!inbox) return null;
-        mailboxId = inbox.id;
-        inboxes.set(recipient, mailboxId, now);
-      }
-      const prefix = deliveryHeaders(sender, recipient);
-      const structure = structureOf(Buffer.concat([prefix, content]));
+      const mailboxId = await inboxIdOf(recipient, now, false);
+      if (mailboxId === null) return null;
+      const { prefix, structure } = traced(sender, recipient, content);
       return { recipient, mailboxId, prefix, ...(structure === undefined ? {} : { structure }) };
     },
     async deliver(job: DeliveryJob): Promise<AgentResult> {
       try {
-        let inboxId = inboxes.get(job.recipient, job.now);
-        if (inboxId === undefined) {
-          const account = await findAccount(store, job.recipient, delimiters);
-          if (!account) return { outcome: 'failed', reason: `550 5.1.1 <${job.recipient}>: user unknown in virtual mailbox table` };
-          inboxId = (await inboxOf(store, account)).id;
-          inboxes.set(job.recipient, inboxId, job.now);
-        }
-        const head = deliveryHeaders(job.sender, job.recipient);
-        const content = Buffer.concat([head, job.content]);
-        const structure = structureOf(content);
+        const inboxId = await inboxIdOf(job.recipient, job.now, true);
+        if (inboxId === null) return { outcome: 'failed', reason: `550 5.1.1 <${job.recipient}>: user unknown in virtual mailbox table` };
+        const { prefix, whole, structure } = traced(job.sender, job.recipient, job.content);
         // with the queue's blob at hand, the mailbox keeps only the headers and shares the queued bytes
-        const bytes = job.blobId !== undefined ? { blobId: job.blobId, prefix: head } : { content };
+        const bytes = job.blobId !== undefined ? { blobId: job.blobId, prefix } : { content: whole };
         const result = await store.messages.append(
           inboxId,
           { ...bytes, idempotencyKey: `${job.queueId}:${job.recipient}`, ...(structure === undefined ? {} : { structure }) },
