@@ -17,6 +17,7 @@ import type { LocalDomains } from '../policy/domains.js';
 import { directLocalLookup, type LocalLookup } from '../policy/lookup.js';
 import { unknownUser } from '../policy/recipients.js';
 import type { CommitFn } from '../queue/commit.js';
+import { logDelivery, statusOf } from '../queue/delivery-log.js';
 import { clientContentDigest, clientQueueId } from '../queue/receipts.js';
 import type { AgentResult, DeliveryAgent } from '../queue/agent.js';
 import type { Envelope, EnvelopeRecipient, RecipientReply, SmtpServices } from '../smtp/services.js';
@@ -73,12 +74,16 @@ export function createLmtpServices(o: LmtpServicesOptions): SmtpServices {
     } catch (err) {
       result = { outcome: 'deferred', reason: `451 4.3.0 ${err instanceof Error ? err.message : String(err)}` };
     }
-    const status = result.outcome === 'done' ? 'sent' : result.outcome === 'failed' ? 'bounced' : 'deferred';
-    const delay = Math.round((o.clock.now() - started) / 10) / 100;
-    logger.info(
-      { queue_id: id, sender, recipient: rcpt.address, relay: o.local.relay, delay, status, reason: result.reason },
-      `${id}: to=<${rcpt.address}>, relay=${o.local.relay}, delay=${delay}, status=${status} (${result.reason})`,
-    );
+    logDelivery(logger, {
+      queueId: id,
+      sender,
+      recipient: rcpt.address,
+      relay: o.local.relay,
+      since: started,
+      now: o.clock.now(),
+      status: statusOf(result.outcome),
+      reason: result.reason,
+    });
     return replyOf(rcpt.address, result);
   }
 

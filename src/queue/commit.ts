@@ -16,6 +16,7 @@ import type { AddressRewriter, HeaderChange } from '../routing/rewrite.js';
 import type { Envelope, EnvelopeRecipient } from '../smtp/services.js';
 import type { Clock, FileAtCommit, QueueRecipientInput } from '../store/index.js';
 import { expandRecipients, withLookup, type ExpandOptions } from './expand.js';
+import { logDelivery } from './delivery-log.js';
 import { clientQueueId, receiptsFor } from './receipts.js';
 
 export interface CommitOptions extends ExpandOptions {
@@ -168,19 +169,12 @@ async function filesFor(
   return found.filter((f): f is FileAtCommit => f !== null);
 }
 
-/** The scheduler's delivery line (scheduler.ts finish) for each recipient the commit filed. */
+/** The delivery line for each recipient the commit filed, naming the address the client gave. */
 function logFiled(logger: Logger, id: string, filed: readonly string[], expanded: Record<string, string[]>, since: number, now: number): void {
   const origOf = new Map<string, string>();
   for (const [given, finals] of Object.entries(expanded)) for (const f of finals) if (f !== given) origOf.set(f, given);
-  const delay = Math.round((now - since) / 10) / 100;
-  const reason = 'delivered to mailbox';
   for (const recipient of filed) {
-    const origTo = origOf.get(recipient);
-    const orig = origTo === undefined ? '' : `, orig_to=<${origTo}>`;
-    logger.info(
-      { queue_id: id, recipient, orig_to: origTo, relay: 'local', delay, status: 'sent', reason },
-      `${id}: to=<${recipient}>${orig}, relay=local, delay=${delay}, status=sent (${reason})`,
-    );
+    logDelivery(logger, { queueId: id, recipient, origTo: origOf.get(recipient) ?? null, relay: 'local', since, now, status: 'sent', reason: 'delivered to mailbox' });
   }
 }
 

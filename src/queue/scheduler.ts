@@ -19,6 +19,7 @@ import { expired, retryAt, type BackoffSettings } from './backoff.js';
 import type { FreshContent } from './fresh-content.js';
 import type { DsnNotifier, NoticeResult } from './dsn-notify.js';
 import { originalRecipients, readExpansion } from './meta.js';
+import { logDelivery, statusOf } from './delivery-log.js';
 
 export type Router = (address: string) => Transport | Promise<Transport>;
 
@@ -367,14 +368,16 @@ export class QueueScheduler {
     } else {
       outcome = { recipientId: r.id, outcome: result.outcome, reason };
     }
-    const status = outcome.outcome === 'done' ? 'sent' : outcome.outcome === 'failed' ? 'bounced' : 'deferred';
-    const origTo = ctx.origTo.get(r.address) ?? null;
-    const delay = Math.round((now - entry.receivedAt) / 10) / 100;
-    const orig = origTo === null ? '' : `, orig_to=<${origTo}>`;
-    this.o.logger.info(
-      { queue_id: entry.id, recipient: r.address, orig_to: origTo ?? undefined, relay, delay, status, reason },
-      `${entry.id}: to=<${r.address}>${orig}, relay=${relay}, delay=${delay}, status=${status} (${reason})`,
-    );
+    logDelivery(this.o.logger, {
+      queueId: entry.id,
+      recipient: r.address,
+      origTo: ctx.origTo.get(r.address) ?? null,
+      relay,
+      since: entry.receivedAt,
+      now,
+      status: statusOf(outcome.outcome),
+      reason,
+    });
     return { outcome };
   }
 }
