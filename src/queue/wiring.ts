@@ -87,8 +87,8 @@ export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueS
     lookup: w.lookup ?? null,
     rewriting: w.rewriting ?? null,
     // a recipient routed to the local agent is filed by the commit itself, as the agent would file it
-    // (the embedded store files; PostgreSQL's commit queues everyone, so nothing is prepared for it)
-    ...(w.fileAtCommit === false || store.backend !== 'embedded'
+    // (where the store files at all: otherwise nothing is prepared for it)
+    ...(w.fileAtCommit === false || !store.queue.filesAtCommit
       ? {}
       : {
           fileAtCommit: async (r: QueueRecipientInput, sender: string, content: Buffer, now: number) =>

@@ -117,8 +117,8 @@ export interface NewQueueMessage {
   /**
    * Recipients the store may file into a mailbox in the commit itself, instead of queueing them for the
    * local delivery agent (one transaction instead of commit, lease, append and complete). A recipient it
-   * cannot file (over quota, mailbox gone, its domain paused, a backend that does not file) is queued as
-   * usual. Ignored with `hold`.
+   * cannot file (over quota, mailbox gone, its domain paused) is queued as usual; so is every recipient
+   * where QueueStore.filesAtCommit is false. Ignored with `hold`.
    */
   file?: FileAtCommit[];
 }
@@ -244,6 +244,8 @@ export interface QueueAdminRecord {
  * The hand-off between receiving and delivering.
  */
 export interface QueueStore {
+  /** Whether `commit` files the recipients of NewQueueMessage.file; when false it queues them all. */
+  readonly filesAtCommit: boolean;
   /** Atomic and durable: blob, entry and recipients are on stable storage when it resolves. Returns the queue id. */
   commit(message: NewQueueMessage, now: number): Promise<QueueCommitResult>;
   /**

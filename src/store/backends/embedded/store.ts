@@ -126,6 +126,7 @@ class EmbeddedStore implements Store {
     const b = remote(this.call, 'blobs');
 
     this.queue = {
+      filesAtCommit: true,
       commit: async (msg: NewQueueMessage, now: number) => {
         const id = newQueueId(now);
         const row = {

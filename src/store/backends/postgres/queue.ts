@@ -143,6 +143,9 @@ function entryParams(message: NewQueueMessage, recipients: readonly QueueRecipie
 }
 
 export class PgQueue implements QueueStore {
+  /** recipients are never filed by the commit: the queue spreads their deliveries over the cluster's nodes */
+  readonly filesAtCommit = false;
+
   constructor(private readonly db: Db) {}
 
   async commit(message: NewQueueMessage, now: number): Promise<QueueCommitResult> {
