@@ -75,31 +75,31 @@ function fileAtCommit(ctx: OpContext, c: CommitRow, blobId: BlobId, recipients: 
   if (c.hold || !c.file) return filed;
   const wanted = new Set(recipients.map((r) => r.address));
   const paused = stmt(ctx, "SELECT 1 FROM queue_pauses p WHERE substr(lower(?), -(length(p.domain) + 1)) = '@' || p.domain");
+  // better-sqlite3 runs a transaction function called inside the open transaction as a savepoint
+  const append = ctx.db.transaction((f: FileAtCommit) =>
+    appendRow(
+      ctx,
+      f.mailboxId,
+      {
+        blobId,
+        size: null,
+        fresh: false,
+        inline: null,
+        prefix: f.prefix,
+        flags: [],
+        internalDate: c.now,
+        idempotencyKey: `${c.id}:${f.recipient}`,
+        structure: f.structure ?? null,
+      },
+      c.now,
+    ),
+  );
   for (const f of c.file) {
     if (!wanted.has(f.recipient) || filed.has(f.recipient) || paused.get(f.recipient)) continue;
-    ctx.db.exec('SAVEPOINT file_at_commit');
     try {
-      appendRow(
-        ctx,
-        f.mailboxId,
-        {
-          blobId,
-          size: null,
-          fresh: false,
-          inline: null,
-          prefix: f.prefix,
-          flags: [],
-          internalDate: c.now,
-          idempotencyKey: `${c.id}:${f.recipient}`,
-          structure: f.structure ?? null,
-        },
-        c.now,
-      );
-      ctx.db.exec('RELEASE file_at_commit');
+      append(f);
       filed.add(f.recipient);
     } catch (err) {
-      ctx.db.exec('ROLLBACK TO file_at_commit');
-      ctx.db.exec('RELEASE file_at_commit');
       if (!(err instanceof StoreError)) throw err;
     }
   }
