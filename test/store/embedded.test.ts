@@ -242,3 +242,49 @@ test('embedded: key lookups answered on the event loop agree with the reader thr
     await s.cleanup();
   }
 });
+
+test('embedded: a batch read packs a range into one buffer, every byte value intact, and reads row by row where a row needs it', async () => {
+  const h = await openFresh();
+  try {
+    await h.store.directory.addDomain('example.test');
+    const account = await h.store.directory.addAccount({ address: 'packed@example.test', passwordHash: 'x', quotaBytes: null });
+    const inbox = await h.store.mailboxes.create(account.id, 'INBOX');
+    // every byte value, NULs and bytes that are not UTF-8 included, in the body and in a prefix
+    const every = Buffer.from(Array.from({ length: 512 }, (_, k) => k % 256));
+    const shared = await h.store.blobs.put(Buffer.concat([Buffer.from('Subject: bytes\r\n\r\n'), every, Buffer.from('\xc3\x28\xff\xfe\x00', 'latin1')]));
+    const prefix = Buffer.concat([Buffer.from('Return-Path: <a@b>\r\nX-Raw: '), Buffer.from([0, 0xc0, 0x80, 0xff]), Buffer.from('\r\n')]);
+    const plain = Buffer.from('Subject: plain\r\n\r\nplain\r\n');
+    await h.store.messages.append(inbox.id, { content: plain, flags: [] }, Date.now()); // uid 1
+    await h.store.messages.append(inbox.id, { blobId: shared.id, prefix }, Date.now()); // uid 2
+    await h.store.messages.append(inbox.id, { blobId: shared.id }, Date.now()); // uid 3
+    const sharedBytes = await h.store.blobs.get(shared.id);
+    const want = [plain, Buffer.concat([prefix, sharedBytes]), sharedBytes];
+    for (const purpose of ['answer', 'scan'] as const) {
+      const got = await h.store.messages.contents(inbox.id, [3, 1, 2], purpose);
+      assert.deepEqual(got.map((b) => Buffer.from(b!)), [want[2], want[0], want[1]], purpose);
+      assert.equal(got[0]!.buffer, got[1]!.buffer, `${purpose}: one buffer for the range`);
+    }
+    // a row without a CRC (written before the column) sends its range through the row-by-row read
+    const db = new Database(join(h.dir, 'cartero.sqlite'));
+    try {
+      db.prepare('UPDATE blobs SET crc32 = NULL WHERE id = ?').run(shared.id);
+      for (const purpose of ['answer', 'scan'] as const) {
+        const got = await h.store.messages.contents(inbox.id, [1, 2, 3], purpose);
+        assert.deepEqual(got.map((b) => Buffer.from(b!)), want, purpose);
+      }
+      // one bit flipped in one message of a packed range names that message
+      db.prepare('UPDATE blobs SET crc32 = ? WHERE id = ?').run(zlibCrc32(sharedBytes), shared.id);
+      const flipped = Buffer.from(sharedBytes);
+      flipped[40] = flipped[40]! ^ 1;
+      db.prepare('UPDATE blobs SET content = ? WHERE id = ?').run(flipped, shared.id);
+      for (const purpose of ['answer', 'scan'] as const) {
+        await assert.rejects(h.store.messages.contents(inbox.id, [1, 2, 3], purpose), (e) => isStoreError(e, 'corrupt') && e.message.includes(`message ${inbox.id}/2`), purpose);
+      }
+      assert.deepEqual(Buffer.from((await h.store.messages.contents(inbox.id, [1]))[0]!), plain, 'the other messages read as before');
+    } finally {
+      db.close();
+    }
+  } finally {
+    await h.cleanup();
+  }
+});

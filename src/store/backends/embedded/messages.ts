@@ -10,6 +10,7 @@ import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags, storedPrefi
 import { StoreError } from '../../errors.js';
 import { CHECKS_BY_CRC, checkInline, corrupt, inlineIntact, type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
 import { type OpContext, stmt } from './context.js';
+import { markMovable } from './transfer.js';
 import { mailboxRowById, type MailboxRow } from './mailboxes.js';
 
 interface MessageRow {
@@ -151,6 +152,19 @@ function copyRows(ctx: OpContext, fromId: number, uids: UidRange[], toId: number
 const CONTENTS_IN_RANGE = `SELECT m.uid, ${CHECKS_BY_CRC ? 'CASE WHEN b.content IS NULL OR b.crc32 IS NULL THEN m.blob_id END' : 'm.blob_id'}, b.content, b.crc32, m.prefix
   FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?`;
 
+/**
+ * The same range as one row: every message's bytes (prefix, then blob) end to end in one buffer, with
+ * the UIDs, prefix lengths, blob lengths and CRCs as lists in the same order. One buffer per range
+ * instead of one per message: a FETCH of 1,000 4 KB bodies made 1,000 buffers, and the young-generation
+ * collections they set off (one every ~4 such FETCHes) cost ~3 ms each in the FETCH they fell into.
+ * `||` and group_concat copy a blob's bytes as they are (the database is UTF-8, nothing is transcoded;
+ * each message's CRC is checked all the same). A row that is not inline with a CRC gives -1 as its
+ * prefix length, and the range is read row by row instead (CONTENTS_IN_RANGE).
+ */
+const CONTENTS_PACKED = `SELECT group_concat(m.uid), group_concat(CASE WHEN b.content IS NULL OR b.crc32 IS NULL THEN -1 ELSE coalesce(length(m.prefix), 0) END),
+  group_concat(coalesce(length(b.content), 0)), group_concat(coalesce(b.crc32, 0)), CAST(group_concat(coalesce(m.prefix, x'') || b.content, x'') AS BLOB)
+  FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?`;
+
 /** A message whose blob is a file: the caller reads (and checks) the file and puts the prefix before it. */
 export interface InFile {
   file: BlobId;
@@ -162,6 +176,50 @@ export interface InFile {
  * bytes are in a file, or null when the message is gone.
  */
 export type MessageContents = (Uint8Array | InFile | null)[];
+
+/** contentsOf for one range from CONTENTS_PACKED; false (nothing added) when a row needs reading alone. */
+function packedRange(ctx: OpContext, mailboxId: number, r: UidRange, found: Map<number, Uint8Array | InFile>): boolean {
+  const row = stmt(ctx, CONTENTS_PACKED).raw(true).get(mailboxId, r.from, r.to) as [string | null, string | null, string | null, string | null, Buffer | null];
+  const [uidList, prefixList, lengthList, crcList, bytes] = row;
+  if (uidList === null) return true;
+  const n = countOf(uidList);
+  const uidsOf = numbers(uidList, n);
+  const prefixes = numbers(prefixList, n);
+  if (prefixes.includes(-1) || bytes === null) return false;
+  const lengths = numbers(lengthList, n);
+  const crcs = numbers(crcList, n);
+  let at = 0;
+  for (let k = 0; k < n; k++) {
+    const start = at;
+    const blobAt = start + prefixes[k]!;
+    at = blobAt + lengths[k]!;
+    if (at > bytes.length || !inlineIntact(null, bytes.subarray(blobAt, at), crcs[k]!)) throw corrupt(`message ${mailboxId}/${uidsOf[k]}`);
+    found.set(uidsOf[k]!, bytes.subarray(start, at));
+  }
+  if (at !== bytes.length) throw corrupt(`messages ${mailboxId}/${r.from}:${r.to}`);
+  // every view into the buffer is in this answer: on the reader thread it moves to the session whole
+  markMovable(bytes.buffer);
+  return true;
+}
+
+/** contentsOf for one range, row by row (CONTENTS_IN_RANGE). */
+function rangeByRows(ctx: OpContext, mailboxId: number, r: UidRange, found: Map<number, Uint8Array | InFile>): void {
+  const q = stmt(ctx, CONTENTS_IN_RANGE).raw(true);
+  for (const [uid, id, content, crc, prefix] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<
+    [number, BlobId | null, Buffer | null, number | null, Uint8Array | null]
+  >) {
+    if (content !== null && !inlineIntact(id, content, crc)) throw corrupt(`message ${mailboxId}/${uid}`);
+    // a row with no inline content always has its id read
+    found.set(uid, content !== null ? withPrefix(prefix, content) : { file: id!, prefix });
+  }
+}
+
+/** Items in a group_concat list (commas + 1). */
+function countOf(list: string): number {
+  let n = 1;
+  for (let i = list.indexOf(','); i >= 0; i = list.indexOf(',', i + 1)) n++;
+  return n;
+}
 
 /** A group_concat of integers as numbers (`n` of them); anything but digits and '-' goes through Number. */
 function numbers(text: string | null, n: number): Float64Array {
@@ -401,16 +459,9 @@ export function messageOps(ctx: OpContext) {
      */
     contentsOf(mailboxId: number, uids: number[]): MessageContents {
       const found = new Map<number, Uint8Array | InFile>();
-      const q = stmt(ctx, CONTENTS_IN_RANGE).raw(true);
       const sorted = [...uids].sort((a, b) => a - b);
       for (const r of mergeRanges(sorted.map((u) => ({ from: u, to: u })))) {
-        for (const [uid, id, content, crc, prefix] of q.iterate(mailboxId, r.from, r.to) as IterableIterator<
-          [number, BlobId | null, Buffer | null, number | null, Uint8Array | null]
-        >) {
-          if (content !== null && !inlineIntact(id, content, crc)) throw corrupt(`message ${mailboxId}/${uid}`);
-          // a row with no inline content always has its id read
-          found.set(uid, content !== null ? withPrefix(prefix, content) : { file: id!, prefix });
-        }
+        if (!CHECKS_BY_CRC || !packedRange(ctx, mailboxId, r, found)) rangeByRows(ctx, mailboxId, r, found);
       }
       return uids.map((uid) => found.get(uid) ?? null);
     },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
-import { ownsItsMemory, transferablesOf } from './transfer.js';
+import { markMovable, ownsItsMemory, transferablesOf } from './transfer.js';
 
 test('only buffers alone on their memory are moved', () => {
   const own = new Uint8Array(new ArrayBuffer(100));
@@ -45,4 +45,25 @@ test('a moved reply arrives intact and the sender no longer holds it', async () 
   const c = got.replies[0]!.value.content;
   assert.equal(c.byteLength, 4096);
   assert.ok(c.every((x) => x === 7));
+});
+
+test('views into memory marked movable (a batch read as one buffer) move it once; unmarked views never', async () => {
+  const batch = new Uint8Array(new ArrayBuffer(300)).fill(9);
+  markMovable(batch.buffer);
+  const other = new Uint8Array(new ArrayBuffer(50));
+  const parts = [batch.subarray(0, 100), batch.subarray(100, 300), other.subarray(10)];
+  const replies = [{ id: 1, ok: true as const, value: parts }];
+  assert.deepEqual(transferablesOf(replies), [batch.buffer]);
+  const { port1, port2 } = new MessageChannel();
+  const received = new Promise<{ replies: typeof replies }>((resolve) => port2.once('message', resolve));
+  port1.postMessage({ replies }, transferablesOf(replies));
+  const got = await received;
+  port1.close();
+  assert.equal(batch.byteLength, 0, 'the batch left the sender');
+  assert.equal(other.byteLength, 50, 'the unmarked buffer was copied, not moved');
+  const [a, b] = got.replies[0]!.value;
+  assert.equal(a!.length, 100);
+  assert.equal(b!.length, 200);
+  assert.equal(a!.buffer, b!.buffer, 'the views still share one buffer');
+  assert.ok(b!.every((x) => x === 9));
 });

@@ -2,8 +2,17 @@
  * Which memory a worker reply may move to the main thread instead of copying. postMessage clones by
  * default, and the copy of a message's bytes is made on the receiving side: the main thread, which
  * serves every session. A buffer SQLite returned is alone on its ArrayBuffer, so moving it costs
- * nothing; a view into shared or pooled memory is never moved (that would detach its neighbours).
+ * nothing; a view into shared or pooled memory is never moved (that would detach its neighbours), unless
+ * the memory was marked as holding nothing but what the reply carries (markMovable).
  */
+
+/** Memory whose every view goes out in one reply (a batch of messages read as one buffer). */
+const movable = new WeakSet<ArrayBuffer>();
+
+/** Lets views into `buffer` move with their reply: nothing outside the reply may look into it. */
+export function markMovable(buffer: ArrayBufferLike): void {
+  if (buffer instanceof ArrayBuffer) movable.add(buffer);
+}
 
 /** The shape of one reply as far as transfer is concerned (worker.ts's Reply). */
 export interface ReplyLike {
@@ -23,7 +32,7 @@ export function ownsItsMemory(v: unknown): v is Uint8Array {
 export function transferablesOf(replies: readonly ReplyLike[]): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   const add = (c: unknown): void => {
-    if (ownsItsMemory(c)) out.add(c.buffer as ArrayBuffer);
+    if (ownsItsMemory(c) || (c instanceof Uint8Array && movable.has(c.buffer as ArrayBuffer))) out.add(c.buffer as ArrayBuffer);
   };
   for (const r of replies) {
     if (!r.ok) continue;
