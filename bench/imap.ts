@@ -11,12 +11,14 @@
  * Both servers are warmed up first (Dovecot builds its index on the first SELECT; the store's pages come
  * into the page cache; Cartero's FETCH and RETR paths get compiled, as in a server that has been up a
  * while). The short rows (login, SELECT, FETCH) take 7 samples in turn on each server, so
- * both see the same moments of a shared machine, and report the median; the long rows the median of 3.
+ * both see the same moments of a shared machine, and report the median; the POP3 rows 5 sessions in turn
+ * on each server, after one untimed session each; the searches the median of 3.
  * Env: BENCH_IMAP_SCALE (default 1 = the issue's counts; 0.1 while iterating), BENCH_IMAP_DOVECOT=0 skips
  * Dovecot, BENCH_IMAP_ONLY=select,fetch runs only those rows (login select fetch subject body bodies mixed
  * idle pop3), BENCH_IMAP_SAMPLES=N takes N samples of the short rows, BENCH_IMAP_PROF=DIR writes
  * Cartero's CPU profile there, BENCH_IMAP_NODE_FLAGS="--perf-basic-prof" passes flags to Cartero's node
- * (for `perf record -p`). Loopback only; every loop is bounded in count and time.
+ * (for `perf record -p`), BENCH_IMAP_SHOW=1 prints every sample of the short rows, BENCH_IMAP_KEEP=1
+ * keeps the servers' directory (store, Maildir, logs) and prints where it is. Loopback only; every loop is bounded in count and time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
@@ -48,6 +50,8 @@ const QUICK_RUNS = Number(process.env.BENCH_IMAP_SAMPLES ?? 7);
 /** FETCHes of 1,000 bodies and passes of RETR one at a time over the POP3 messages in the warm-up, on both servers */
 const WARM_BODY_FETCHES = 15;
 const WARM_RETR_PASSES = 4;
+/** sessions per server for the POP3 rows (each: 2,000 RETRs one at a time, then 2,000 pipelined) */
+const POP3_SESSIONS = 5;
 const PORTS = { cartero: { imap: 21143, pop3: 21110 }, dovecot: { imap: 31143, pop3: 31110 } };
 const USER = 'bench@example.test';
 const POP_USER = 'pop@example.test';
@@ -534,11 +538,12 @@ async function measureQuick(servers: readonly Server[], checks: Checks): Promise
     }
   }
   const out = new Map<Server['name'], Results>();
+  if (process.env.BENCH_IMAP_SHOW) for (const [name, rows] of samples) for (const [k, v] of Object.entries(rows)) console.log(`# ${name} ${k}: ${v.map((x) => x.toFixed(1)).join(' ')}`);
   for (const [name, rows] of samples) out.set(name, Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, median(v)])));
   return out;
 }
 
-/** The long rows, one server at a time: searches, mixed load, IDLE memory, POP3. */
+/** The long rows, one server at a time: searches, mixed load, IDLE memory. */
 async function measure(server: Server, checks: Checks): Promise<Results> {
   const out: Results = {};
   const check = checker(server, checks);
@@ -561,7 +566,6 @@ async function measure(server: Server, checks: Checks): Promise<Results> {
   c.close();
   if (wants('mixed')) out.mixed = await mixedLoad(server);
   if (wants('idle')) Object.assign(out, await idleMemory(server));
-  if (wants('pop3')) Object.assign(out, await pop3Retr(server));
   return out;
 }
 
@@ -660,12 +664,20 @@ async function closeAll(conns: IdleConnection[]): Promise<void> {
   }
 }
 
-/** Median of three sessions of pop3RetrOnce: one sample swings with the machine's other load. */
-async function pop3Retr(server: Server): Promise<Results> {
-  const runs: Results[] = [];
-  for (let i = 0; i < 3; i++) runs.push(await pop3RetrOnce(server));
-  const median = (key: string) => runs.map((r) => r[key]!).sort((a, b) => a - b)[1]!;
-  return { pop3seq: median('pop3seq'), pop3pipe: median('pop3pipe') };
+/**
+ * The POP3 rows, after every server's long rows: POP3_SESSIONS sessions of pop3RetrOnce taken in turn on
+ * each server, as the short rows are, so both see the same moments of the machine (one pass of 2,000
+ * RETRs one at a time took 90 or 185 ms on the same server with the same CPU, minutes apart); the median
+ * per row. Each server first gets one untimed pass: the rows before (mixed load, 1,000 IDLE sessions) ran
+ * other code, and in a Cartero process the first pass after them cost 1.5–2× the CPU of the next ones.
+ */
+async function measurePop3(servers: readonly Server[]): Promise<Map<Server['name'], Results>> {
+  const runs = new Map<Server['name'], Results[]>(servers.map((s) => [s.name, []]));
+  for (const server of servers) await pop3RetrOnce(server, false);
+  for (let i = 0; i < POP3_SESSIONS; i++) for (const server of servers) runs.get(server.name)!.push(await pop3RetrOnce(server));
+  const out = new Map<Server['name'], Results>();
+  for (const [name, rs] of runs) out.set(name, { pop3seq: median(rs.map((r) => r.pop3seq!)), pop3pipe: median(rs.map((r) => r.pop3pipe!)) });
+  return out;
 }
 
 /** RETR of every POP3 bench message, all sent before the first answer is read. */
@@ -673,7 +685,7 @@ function retrAllPipelined(p: RawPop3): Promise<{ status: string; bytes: number }
   return Promise.all(p.pipeline(Array.from({ length: POP_MESSAGES }, (_, i) => `RETR ${i + 1}`), true));
 }
 
-async function pop3RetrOnce(server: Server): Promise<Results> {
+async function pop3RetrOnce(server: Server, record = true): Promise<Results> {
   const p = await RawPop3.connect(server.pop3);
   await p.cmd(`USER ${POP_USER}`);
   const ok = await p.cmd(`PASS ${PASSWORD}`);
@@ -687,12 +699,12 @@ async function pop3RetrOnce(server: Server): Promise<Results> {
     bytes += r.bytes;
   }
   const seq = performance.now() - seqStart;
-  addCpu(server, 'pop3seq', cpuMs(server) - cpu, 1);
+  if (record) addCpu(server, 'pop3seq', cpuMs(server) - cpu, 1);
   cpu = cpuMs(server);
   const pipeStart = performance.now();
   const replies = await retrAllPipelined(p);
   const pipe = performance.now() - pipeStart;
-  addCpu(server, 'pop3pipe', cpuMs(server) - cpu, 1);
+  if (record) addCpu(server, 'pop3pipe', cpuMs(server) - cpu, 1);
   await p.cmd('RSET');
   await p.cmd('QUIT');
   p.close();
@@ -759,9 +771,13 @@ export async function main(): Promise<void> {
       results.set(s.name, { ...quick.get(s.name), ...(await measure(s, checks)) });
       console.log(`# ${s.name} done`);
     }
+    if (wants('pop3')) {
+      for (const [name, r] of await measurePop3(servers)) Object.assign(results.get(name)!, r);
+      console.log('# POP3 rows done (sessions alternating between the servers)');
+    }
   } finally {
     for (const s of servers) await s.stop().catch((err: unknown) => console.error(`# stopping ${s.name}: ${String(err)}`));
-    await rm(dir, { recursive: true, force: true });
+    if (!process.env.BENCH_IMAP_KEEP) await rm(dir, { recursive: true, force: true }); else console.log(`# kept ${dir}`);
   }
   for (const [what, by] of checks) {
     const values = [...by.values()];
