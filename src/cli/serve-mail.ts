@@ -127,6 +127,7 @@ export async function startMailServices(options: MailServicesOptions): Promise<M
     concurrency: d.concurrency,
     leaseMs: d.lease_seconds * 1000,
     pollIntervalMs: d.poll_interval_ms,
+    duplicateWindowMs: d.duplicate_suppression_window * 1000,
     backoff: { minimalMs: d.minimal_backoff * 1000, maximalMs: d.maximal_backoff * 1000, lifetimeMs: d.maximal_queue_lifetime * 1000 },
     recursionLimit: d.virtual_alias_recursion_limit,
     expansionLimit: d.virtual_alias_expansion_limit,

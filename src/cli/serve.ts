@@ -139,7 +139,15 @@ export async function serve(file: string): Promise<number> {
   await membership.start();
   // queue receipts (XQUEUEID, docs/xqueueid.md) outlive every retry a sender like us would make, plus a day
   const receiptRetentionMs = (Math.max(config.delivery.maximal_queue_lifetime, config.delivery.bounce_queue_lifetime) + 86_400) * 1000;
-  const jobs = new SingletonRunner({ store, logger, node: node.name, jobs: defaultSingletonJobs(store, { receipts: { retentionMs: receiptRetentionMs } }) });
+  const jobs = new SingletonRunner({
+    store,
+    logger,
+    node: node.name,
+    jobs: defaultSingletonJobs(store, {
+      receipts: { retentionMs: receiptRetentionMs },
+      digests: { windowMs: config.delivery.duplicate_suppression_window * 1000 },
+    }),
+  });
   jobs.start();
   return new Promise<number>((resolve) => {
     let stopping = false;

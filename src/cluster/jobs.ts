@@ -2,7 +2,8 @@
  * The singleton jobs a Cartero cluster runs on one node at a time (see singleton.ts): blob garbage
  * collection (unreferenced blobs after a grace period, so a blob written just before the commit that
  * references it is never taken), pruning of registry rows of nodes long dead, and pruning of queue
- * receipts older than any sender's queue lifetime. Each is a thin call into the store API, safe if two nodes overlap for a moment
+ * receipts older than any sender's queue lifetime, and pruning of delivery digests past the duplicate
+ * suppression window. Each is a thin call into the store API, safe if two nodes overlap for a moment
  * (both are transactional deletes of rows nobody uses). Errors propagate to the runner, which logs them.
  */
 import type { Store } from '../store/api.js';
@@ -69,10 +70,30 @@ export function receiptPruneJob(store: Store, options: ReceiptPruneOptions = {})
   };
 }
 
+export interface DigestPruneOptions {
+  /** default 1 hour */
+  intervalMs?: number;
+  /** delivery.duplicate_suppression_window: older digests no longer suppress anything; default 0 (all go) */
+  windowMs?: number;
+}
+
+/** Delivery digests (NewMessage.deliveryDigest) older than the duplicate suppression window. */
+export function digestPruneJob(store: Store, options: DigestPruneOptions = {}): SingletonJob {
+  const windowMs = options.windowMs ?? 0;
+  return {
+    name: 'digest-prune',
+    intervalMs: options.intervalMs ?? 60 * 60_000,
+    run: async (now) => {
+      const removed = await store.messages.pruneDigests(now - windowMs);
+      return removed > 0 ? `${removed} delivery digests older than ${Math.round(windowMs / 1000)} s removed` : null;
+    },
+  };
+}
+
 /** The jobs `cartero serve` runs; `cartero cluster status` lists the holder of each. */
 export function defaultSingletonJobs(
   store: Store,
-  options: { blobs?: BlobCollectionOptions; nodes?: NodePruneOptions; receipts?: ReceiptPruneOptions } = {},
+  options: { blobs?: BlobCollectionOptions; nodes?: NodePruneOptions; receipts?: ReceiptPruneOptions; digests?: DigestPruneOptions } = {},
 ): SingletonJob[] {
-  return [blobCollectionJob(store, options.blobs), nodePruneJob(store, options.nodes), receiptPruneJob(store, options.receipts)];
+  return [blobCollectionJob(store, options.blobs), nodePruneJob(store, options.nodes), receiptPruneJob(store, options.receipts), digestPruneJob(store, options.digests)];
 }

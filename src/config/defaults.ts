@@ -29,6 +29,8 @@ export const DEFAULT_DELIVERY = {
   delay_warning_time: 0,
   bounce_size_limit: 50_000,
   bounce_queue_lifetime: 5 * 24 * 3600,
+  /** off: an exact copy is filed again, as Postfix's local(8) and Dovecot's LMTP do */
+  duplicate_suppression_window: 0,
 } as const;
 
 export const DEFAULT_LISTENERS = {

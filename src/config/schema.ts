@@ -104,6 +104,8 @@ const delivery = z
     double_bounce_recipient: z.string().regex(/^[^\s@]+@[^\s@]+$/, { error: 'an address such as postmaster@example.org' }).optional(),
     /** bytes of the original message a bounce may return (Postfix's bounce_size_limit) */
     bounce_size_limit: positiveInt.default(D.bounce_size_limit),
+    /** seconds an exact copy (Message-ID and body) of a delivered message is not filed again into the same account (Cyrus's duplicate suppression); 0 = off */
+    duplicate_suppression_window: z.number({ error: 'a number of seconds (0 = off)' }).int().min(0).max(30 * 86_400).default(D.duplicate_suppression_window),
   })
   .superRefine((d, ctx) => {
     if (d.maximal_backoff < d.minimal_backoff) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { digestPruneJob } from '../cluster/jobs.js';
 import { provisionAccount } from '../directory/accounts.js';
 import type { DeliveryJob } from '../queue/agent.js';
 import { inboxTexts, ManualClock, message, openTestStore, type TestStore } from '../queue/testing.js';
@@ -88,6 +89,39 @@ test('the same (queue id, recipient) is stored once; another queue id is a new m
   assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, before);
   await agent.deliver(job('bob@example.test', { queueId: 'Q2' }));
   assert.equal((await inboxTexts(t.store, 'bob@example.test')).length, before + 1);
+});
+
+test('with a duplicate suppression window, an exact copy under another queue id is not filed again; another body is', async () => {
+  await provisionAccount(t.store, 'dup@example.test', null);
+  const agent = createLocalAgent({ store: t.store, delimiters: '+', duplicateWindowMs: 60_000 });
+  const resent = message('resent', 'the same text');
+  const first = await agent.deliver(job('dup@example.test', { queueId: 'D1', content: resent }));
+  assert.equal(first.reason, 'delivered to mailbox');
+  const again = await agent.deliver(job('dup@example.test', { queueId: 'D2', content: Buffer.from(resent) }));
+  assert.equal(again.outcome, 'done');
+  assert.match(again.reason, /exact copy was delivered lately: duplicate suppressed/);
+  // the same Message-ID with other text is another message
+  await agent.deliver(job('dup@example.test', { queueId: 'D3', content: message('resent', 'new text') }));
+  assert.equal((await inboxTexts(t.store, 'dup@example.test')).length, 2);
+  // without a window (the default) every copy is filed
+  await createLocalAgent({ store: t.store, delimiters: '+' }).deliver(job('dup@example.test', { queueId: 'D4', content: resent }));
+  assert.equal((await inboxTexts(t.store, 'dup@example.test')).length, 3);
+  // filing at commit carries the digest to the store
+  const filed = await agent.fileAtCommit('dup@example.test', 'a@sender.test', resent, clock.now());
+  assert.equal(filed?.deliveryDigest?.since, clock.now() - 60_000);
+});
+
+test('the digest-prune singleton job forgets digests past the window, and a copy is then filed again', async () => {
+  await provisionAccount(t.store, 'prune@example.test', null);
+  const agent = createLocalAgent({ store: t.store, delimiters: '+', duplicateWindowMs: 60_000 });
+  const content = message('pruned', 'text');
+  await agent.deliver(job('prune@example.test', { queueId: 'P1', content }));
+  const job60 = digestPruneJob(t.store, { windowMs: 60_000 });
+  assert.equal(job60.name, 'digest-prune');
+  assert.equal(await job60.run(clock.now() + 30_000), null, 'within the window: kept');
+  assert.match(String(await job60.run(clock.now() + 120_000)), /^\d+ delivery digests older than 60 s removed$/);
+  await agent.deliver(job('prune@example.test', { queueId: 'P2', content }));
+  assert.equal((await inboxTexts(t.store, 'prune@example.test')).length, 2);
 });
 
 test('null sender, subaddressed recipient, missing INBOX created', async () => {

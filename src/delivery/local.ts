@@ -5,13 +5,15 @@
  * `<queue id>:<recipient>` so a retry after a crash between insertion and queue completion finds the
  * first copy instead of making a second. The MIME structure of the delivered bytes is computed here,
  * once, and stored with the message
- * for IMAP. Never touches the queue and never throws for a delivery problem: over quota and store
+ * for IMAP. With delivery.duplicate_suppression_window, an exact copy of a message the account got lately
+ * (a client's resend after its 250 was lost) is not filed again (duplicate-digest.ts). Never touches the queue and never throws for a delivery problem: over quota and store
  * trouble defer, an account that no longer exists fails (550 5.1.1).
  */
 import { parseStructure, serializeStructure } from '../mime/index.js';
 import { isPlainLocalPart, localKey, splitAddress, stripSubaddress, headerSafe } from '../policy/address.js';
 import type { AgentResult, DeliveryAgent, DeliveryJob } from '../queue/agent.js';
-import type { Account, FileAtCommit, Mailbox, Store } from '../store/index.js';
+import type { Account, DeliveryDigest, FileAtCommit, Mailbox, Store } from '../store/index.js';
+import { duplicateDigest } from './duplicate-digest.js';
 import { isStoreError } from '../store/index.js';
 import { TtlCache } from '../ttl-cache.js';
 
@@ -19,6 +21,11 @@ export interface LocalAgentOptions {
   store: Store;
   /** recipient_delimiter characters, for recipients queued before expansion stripped them */
   delimiters: string;
+  /**
+   * delivery.duplicate_suppression_window in ms: an exact copy (Message-ID and body, duplicate-digest.ts)
+   * of a message delivered to the same account within it is not filed again; 0 (default): off
+   */
+  duplicateWindowMs?: number;
 }
 
 const INBOX = 'INBOX';
@@ -89,6 +96,18 @@ export interface LocalAgent extends DeliveryAgent {
 
 export function createLocalAgent(options: LocalAgentOptions): LocalAgent {
   const { store, delimiters } = options;
+  const windowMs = options.duplicateWindowMs ?? 0;
+  // one digest per message, however many of its recipients are filed (the same Buffer for each)
+  const digests = new WeakMap<Buffer, string | null>();
+  function deliveryDigest(content: Buffer, now: number): { deliveryDigest?: DeliveryDigest } {
+    if (windowMs <= 0) return {};
+    let digest = digests.get(content);
+    if (digest === undefined) {
+      digest = duplicateDigest(content);
+      digests.set(content, digest);
+    }
+    return digest === null ? {} : { deliveryDigest: { digest, since: now - windowMs } };
+  }
   // Recipient -> INBOX id for a second: a burst of mail to one user costs one lookup, not two store round
   // trips per message. Stale only if the account or its INBOX is removed within that second, and then
   // the append fails (not_found) and the delivery is deferred, never misfiled.
@@ -111,7 +130,7 @@ export function createLocalAgent(options: LocalAgentOptions): LocalAgent {
       const mailboxId = await inboxIdOf(recipient, now, false);
       if (mailboxId === null) return null;
       const { prefix, structure } = traced(sender, recipient, content);
-      return { recipient, mailboxId, prefix, ...(structure === undefined ? {} : { structure }) };
+      return { recipient, mailboxId, prefix, ...(structure === undefined ? {} : { structure }), ...deliveryDigest(content, now) };
     },
     async deliver(job: DeliveryJob): Promise<AgentResult> {
       try {
@@ -122,10 +141,14 @@ export function createLocalAgent(options: LocalAgentOptions): LocalAgent {
         const bytes = job.blobId !== undefined ? { blobId: job.blobId, prefix } : { content: whole };
         const result = await store.messages.append(
           inboxId,
-          { ...bytes, idempotencyKey: `${job.queueId}:${job.recipient}`, ...(structure === undefined ? {} : { structure }) },
+          { ...bytes, idempotencyKey: `${job.queueId}:${job.recipient}`, ...(structure === undefined ? {} : { structure }), ...deliveryDigest(job.content, job.now) },
           job.now,
         );
-        const reason = result.duplicate ? 'delivered to mailbox (already there: duplicate suppressed)' : 'delivered to mailbox';
+        const reason = !result.duplicate
+          ? 'delivered to mailbox'
+          : result.uid === 0
+            ? 'delivered to mailbox (an exact copy was delivered lately: duplicate suppressed)'
+            : 'delivered to mailbox (already there: duplicate suppressed)';
         return { outcome: 'done', reason };
       } catch (err) {
         inboxes.delete(job.recipient);

@@ -65,3 +65,25 @@ test('over quota, a success DSN asked, a paused domain and remote targets stay q
   assert.deepEqual(await queued(paused.queueId), ['ben@example.test']);
   await t.store.queue.resume('example.test', clock.now());
 });
+
+test('with duplicate suppression, an exact copy committed again (a client resending after a lost 250) is filed once, by commit or by the scheduler', async () => {
+  await provisionAccount(t.store, 'dee@example.test', null);
+  const d = buildPipeline(t.store, clock, logger, { domains: ['example.test'], fileAtCommit: true, duplicateWindowMs: 3_600_000 });
+  const content = message('resend', 'same text');
+  const env = { sender: 'x@sender.test', recipients: [{ address: 'dee@example.test' }], meta: {} };
+  const before = (await inboxTexts(t.store, 'dee@example.test')).length;
+  const first = await d.commit(env, content);
+  const second = await d.commit(env, Buffer.from(content));
+  assert.notEqual(first.queueId, second.queueId, 'two queue entries');
+  assert.equal(await t.store.queue.get(second.queueId), null, 'the copy was settled at commit: nothing queued');
+  assert.equal((await inboxTexts(t.store, 'dee@example.test')).length, before + 1, 'after the two commits');
+  // the queue path (the scheduler's local agent) suppresses it too (other entries left queued by the tests
+  // above are delivered by this round as well, to other accounts)
+  const queuedOnly = buildPipeline(t.store, clock, logger, { domains: ['example.test'], duplicateWindowMs: 3_600_000 });
+  const third = await queuedOnly.commit(env, Buffer.from(content));
+  assert.deepEqual(await queued(third.queueId), ['dee@example.test']);
+  await queuedOnly.scheduler.runOnce();
+  assert.equal(await t.store.queue.get(third.queueId), null);
+  assert.equal((await inboxTexts(t.store, 'dee@example.test')).length, before + 1);
+  assert.ok(lines.some((l) => l.queue_id === third.queueId && /duplicate suppressed/.test(String(l.reason))));
+});

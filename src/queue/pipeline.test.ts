@@ -92,11 +92,12 @@ test('delivery config: Postfix-like defaults, and a maximal_backoff below minima
     delay_warning_time: 0,
     bounce_size_limit: 50_000,
     bounce_queue_lifetime: 432_000,
+    duplicate_suppression_window: 0,
   });
-  const bad = validateConfig({ delivery: { minimal_backoff: 600, maximal_backoff: 300, recipient_delimiter: '%', colour: 1 } }, '/tmp');
+  const bad = validateConfig({ delivery: { minimal_backoff: 600, maximal_backoff: 300, recipient_delimiter: '%', colour: 1, duplicate_suppression_window: -1 } }, '/tmp');
   assert.ok('problems' in bad);
   const keys = bad.problems.map((p) => p.key).sort();
-  assert.deepEqual(keys, ['delivery.colour', 'delivery.maximal_backoff', 'delivery.recipient_delimiter']);
+  assert.deepEqual(keys, ['delivery.colour', 'delivery.duplicate_suppression_window', 'delivery.maximal_backoff', 'delivery.recipient_delimiter']);
   const order = validateConfig({ delivery: { minimal_backoff: 600, maximal_backoff: 300 } }, '/tmp');
   assert.ok('problems' in order);
   assert.deepEqual(order.problems, [{ key: 'delivery.maximal_backoff', found: '300', expected: 'a number >= minimal_backoff (600)' }]);

@@ -65,6 +65,8 @@ export interface PipelineOptions {
   owner?: string;
   /** let the commit file local recipients itself (serve's default); off here, so tests see the queue path */
   fileAtCommit?: boolean;
+  /** delivery.duplicate_suppression_window in ms; default 0, off */
+  duplicateWindowMs?: number;
 }
 
 export interface Pipeline {
@@ -90,6 +92,7 @@ export function buildPipeline(store: Store, clock: Clock, logger: Logger, o: Pip
     recursionLimit: o.recursionLimit ?? 10,
     expansionLimit: o.expansionLimit ?? 1000,
     fileAtCommit: o.fileAtCommit ?? false,
+    duplicateWindowMs: o.duplicateWindowMs ?? 0,
   });
   return { commit, scheduler, domains };
 }

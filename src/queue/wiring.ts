@@ -41,13 +41,15 @@ export interface QueueWiring {
   rewriting?: CommitRewriting | null;
   /** false: local recipients are always queued for the scheduler, never filed by the commit */
   fileAtCommit?: boolean;
+  /** delivery.duplicate_suppression_window in ms (LocalAgentOptions.duplicateWindowMs); default 0, off */
+  duplicateWindowMs?: number;
   /** bounces and other DSNs; absent: failures are only logged */
   dsn?: { hostname: string; delayWarningMs: number; returnLimit: number; bounceLifetimeMs: number; doubleBounceRecipient: string } | null;
 }
 
 export function wireQueue(w: QueueWiring): { commit: CommitFn; scheduler: QueueScheduler; local: DeliveryAgent } {
   const { store, logger, clock, domains, delimiters } = w;
-  const local = createLocalAgent({ store, delimiters });
+  const local = createLocalAgent({ store, delimiters, duplicateWindowMs: w.duplicateWindowMs ?? 0 });
   const router = w.router ?? localDomainRouter(domains);
   // the notifier queues DSNs through the commit made below
   let commitLater: CommitFn = () => Promise.reject(new Error('commit not ready'));

@@ -132,6 +132,8 @@ export interface FileAtCommit {
   prefix: Buffer;
   /** the MIME structure of prefix + content (NewMessage.structure) */
   structure?: string;
+  /** NewMessage.deliveryDigest: an exact copy delivered to the account lately is not filed again */
+  deliveryDigest?: DeliveryDigest;
 }
 
 /** A recipient as the client gave it, keyed, and the queue recipients (addresses) it became. */
@@ -351,11 +353,27 @@ export interface NewMessage {
   internalDate?: number;
   /** unique per account: appending the same key again returns the first message (duplicate: true) */
   idempotencyKey?: string;
+  /** exact-duplicate suppression of a delivery (DeliveryDigest); never for a client's APPEND */
+  deliveryDigest?: DeliveryDigest;
   /** the message's parsed MIME structure, serialised (src/mime serializeStructure); opaque to the store */
   structure?: string;
 }
 
+/**
+ * Cyrus's duplicate delivery suppression, narrowed to exact copies: `digest` stands for the message's
+ * Message-ID and body (src/delivery/duplicate-digest.ts). When a message with the same digest was
+ * delivered to the same account at or after `since`, nothing is filed and the append answers
+ * `duplicate: true` with uid, modseq and uidValidity 0 (the first copy may have been moved or expunged
+ * since). Otherwise the
+ * digest is recorded with the new message, in the same transaction.
+ */
+export interface DeliveryDigest {
+  digest: string;
+  since: number;
+}
+
 export interface AppendResult {
+  /** 0 (as are modseq and uidValidity) when a delivery digest suppressed the message */
   uid: number;
   modseq: number;
   uidValidity: number;
@@ -437,6 +455,8 @@ export interface MessageStore {
   /** verified against the hash; throws `not_found`, `corrupt` */
   content(mailboxId: number, uid: number): Promise<Buffer>;
   quota(accountId: number): Promise<Quota>;
+  /** Forgets delivery digests (NewMessage.deliveryDigest) recorded before `before`; returns how many. */
+  pruneDigests(before: number): Promise<number>;
   // --- IMAP read paths (SELECT/FETCH of large mailboxes) ---
   /**
    * The distinct flag sets of the mailbox's messages (each set normalised as stored), read without

@@ -83,12 +83,12 @@ describe('T3 relay pool', { timeout: 300_000 }, () => {
     const counts = tally(load, await ids(), lab.bounced());
     printCounts('T3 relay pool', counts, `smtpout1 killed holding ${queuedOnDead} queued; 250s by member ${JSON.stringify(relays)}`);
     // RFC 1047: smtpout1 may have committed a message and died before its 250 reached the client, which
-    // then (rightly) sent it to another member. Such a message is delivered twice; any other copy is a bug.
-    const { lostReply, unexplained } = lostReplies(onDead, load, `[${lab.address('smtpout1')}]`, counts.duplicateIds);
-    console.log(`T3 relay pool: ${lostReply.size} message(s) committed on smtpout1 without their 250 reaching the client; ${counts.duplicates} duplicate(s), ${unexplained.length} not explained by that`);
+    // then (rightly) sent it to another member: two queue entries on two members. mailhub files the second
+    // copy not at all (delivery.duplicate_suppression_window: same Message-ID and body), so none is a duplicate.
+    const { lostReply } = lostReplies(onDead, load, `[${lab.address('smtpout1')}]`, counts.duplicateIds);
+    console.log(`T3 relay pool: ${lostReply.size} message(s) committed on smtpout1 without their 250 reaching the client (resent through another member; one copy filed)`);
     assert.equal(counts.lost, 0);
-    assert.deepEqual(unexplained, [], 'every duplicate is a message whose 250 was lost in the crash');
-    assert.ok(counts.duplicates <= lostReply.size);
+    assert.equal(counts.duplicates, 0, `duplicated: ${counts.duplicateIds.join(' ')} (of them with a 250 lost in the crash: ${counts.duplicateIds.filter((id) => lostReply.has(id)).length})`);
     assert.equal(counts.bounced, 0);
   });
 });

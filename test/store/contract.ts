@@ -475,6 +475,43 @@ export function runStoreContract(name: string, open: Open): void {
         assert.equal(q.bytes, content.length * 2);
       });
 
+      t('an exact copy (the same delivery digest) is filed once per account within the window, even in parallel', async ({ store }) => {
+        const { inbox } = await setupAccount(store);
+        const { inbox: bobInbox } = await setupAccount(store, 'bob@example.test');
+        const { inbox: tiny } = await setupAccount(store, 'tiny@example.test', 10);
+        const content = message('copy');
+        const d = (digest: string, now: number) => ({ digest, since: now - 1000 });
+        const first = await store.messages.append(inbox.id, { content, idempotencyKey: 'A:alice', deliveryDigest: d('D1', T0) }, T0);
+        assert.equal(first.duplicate, false);
+        // another queue entry (another idempotency key), the same digest: suppressed
+        const copy = await store.messages.append(inbox.id, { content, idempotencyKey: 'B:alice', deliveryDigest: d('D1', T0 + 500) }, T0 + 500);
+        assert.deepEqual([copy.duplicate, copy.uid], [true, 0]);
+        // the same queue entry again is still the idempotent answer, with the first copy's UID
+        assert.deepEqual([(await store.messages.append(inbox.id, { content, idempotencyKey: 'A:alice', deliveryDigest: d('D1', T0) }, T0)).uid], [first.uid]);
+        // another account, another digest: filed
+        assert.equal((await store.messages.append(bobInbox.id, { content, deliveryDigest: d('D1', T0) }, T0)).duplicate, false);
+        assert.equal((await store.messages.append(inbox.id, { content, deliveryDigest: d('D2', T0) }, T0)).duplicate, false);
+        // past the window (since after the first delivery): filed again, and the digest's age renewed
+        const later = T0 + 5000;
+        assert.equal((await store.messages.append(inbox.id, { content, deliveryDigest: d('D1', later) }, later)).duplicate, false);
+        assert.equal((await store.messages.append(inbox.id, { content, deliveryDigest: d('D1', later + 10) }, later + 10)).duplicate, true);
+        // eight copies at once (two nodes filing the two copies): one is filed
+        const par = await Promise.all(Array.from({ length: 8 }, (_, i) => store.messages.append(inbox.id, { content, idempotencyKey: `P${i}`, deliveryDigest: d('D3', T0) }, T0)));
+        assert.equal(par.filter((r) => !r.duplicate).length, 1);
+        assert.equal((await store.messages.list(inbox.id)).length, 4);
+        // an append that fails (over quota) records no digest: the next copy is filed once there is room
+        await assert.rejects(store.messages.append(tiny.id, { content, deliveryDigest: d('D4', T0) }, T0), (e) => e instanceof Error && /quota/.test(e.message));
+        assert.equal((await store.messages.append(bobInbox.id, { content, deliveryDigest: d('D4', T0) }, T0)).duplicate, false);
+        // a client's APPEND carries no digest and is never suppressed
+        assert.equal((await store.messages.append(inbox.id, { content }, T0)).duplicate, false);
+        // pruning forgets digests recorded before the mark: alice's D1 (renewed later) stays; alice's D2 and
+        // D3 and bob's D1 and D4, all recorded at T0, go
+        assert.equal(await store.messages.pruneDigests(T0 + 1), 4);
+        assert.equal(await store.messages.pruneDigests(T0 + 1), 0);
+        assert.equal((await store.messages.append(inbox.id, { content, deliveryDigest: d('D2', T0 + 20) }, T0 + 20)).duplicate, false);
+        assert.equal((await store.messages.append(inbox.id, { content, deliveryDigest: d('D1', later + 20) }, later + 20)).duplicate, true);
+      });
+
       t('flags: add, remove, replace, MODSEQ and CONDSTORE unchangedSince', async ({ store }) => {
         const { inbox } = await setupAccount(store);
         for (let i = 0; i < 3; i++) await store.messages.append(inbox.id, { content: message(`f${i}`) }, T0);

@@ -5,7 +5,7 @@
  * reader connection (contentOf, contentsOf), and checked (blobs.ts checkInline) before they leave. A
  * message is its row's prefix (a delivery's trace headers, or nothing) followed by its blob's bytes.
  */
-import type { AppendResult, BlobId, CompactIndex, CopyResult, FlagOperation, FlagUpdateResult, MailboxChange, MessageIndex, MessageMeta, Quota, UidRange } from '../../api.js';
+import type { AppendResult, BlobId, CompactIndex, CopyResult, DeliveryDigest, FlagOperation, FlagUpdateResult, MailboxChange, MessageIndex, MessageMeta, Quota, UidRange } from '../../api.js';
 import { applyFlagOperation, mergeRanges, normalizeFlags, sameFlags, storedPrefix, withPrefix } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { CHECKS_BY_CRC, checkInline, corrupt, inlineIntact, type InlineContent, refBlob, refExistingBlob, unrefBlob } from './blobs.js';
@@ -41,6 +41,8 @@ export interface AppendRow {
   flags: string[];
   internalDate: number;
   idempotencyKey: string | null;
+  /** NewMessage.deliveryDigest */
+  deliveryDigest: DeliveryDigest | null;
   structure: string | null;
 }
 
@@ -269,6 +271,17 @@ function inUidOrder(ix: CompactIndex): CompactIndex {
   };
 }
 
+/**
+ * Records the digest of a delivery to the account; false (nothing written) when an exact copy was
+ * delivered at or after `since`. In the append's transaction: a failed append records nothing.
+ */
+function claimDigest(ctx: OpContext, accountId: number, d: DeliveryDigest, now: number): boolean {
+  const row = stmt(ctx, 'SELECT created_at FROM delivery_digests WHERE account_id = ? AND digest = ?').get(accountId, d.digest) as { created_at: number } | undefined;
+  if (row && row.created_at >= d.since) return false;
+  stmt(ctx, 'INSERT OR REPLACE INTO delivery_digests (account_id, digest, created_at) VALUES (?, ?, ?)').run(accountId, d.digest, now);
+  return true;
+}
+
 /** messages.append, also used by a queue commit that files recipients itself (queue.ts). */
 export function appendRow(ctx: OpContext, mailboxId: number, m: AppendRow, now: number): AppendResult {
   const mb = mailboxRowById(ctx, mailboxId);
@@ -278,6 +291,9 @@ export function appendRow(ctx: OpContext, mailboxId: number, m: AppendRow, now: 
       m.idempotencyKey,
     ) as { mailbox_id: number; uid: number; modseq: number } | undefined;
     if (dup) return { uid: dup.uid, modseq: dup.modseq, uidValidity: mailboxRowById(ctx, dup.mailbox_id).uid_validity, duplicate: true };
+  }
+  if (m.deliveryDigest !== null && !claimDigest(ctx, mb.account_id, m.deliveryDigest, now)) {
+    return { uid: 0, modseq: 0, uidValidity: 0, duplicate: true };
   }
   const prefix = storedPrefix(m.prefix);
   let size: number;
@@ -464,6 +480,9 @@ export function messageOps(ctx: OpContext) {
         if (!CHECKS_BY_CRC || !packedRange(ctx, mailboxId, r, found)) rangeByRows(ctx, mailboxId, r, found);
       }
       return uids.map((uid) => found.get(uid) ?? null);
+    },
+    pruneDigests(before: number): number {
+      return stmt(ctx, 'DELETE FROM delivery_digests WHERE created_at < ?').run(before).changes;
     },
     quota(accountId: number): Quota {
       const a = stmt(ctx, 'SELECT quota_bytes FROM accounts WHERE id = ?').get(accountId) as { quota_bytes: number | null } | undefined;

@@ -201,6 +201,18 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX blobs_unreferenced;
   CREATE INDEX blob_refs_unreferenced ON blob_refs(created_at) WHERE refcount = 0;
   `,
+  // 11 (exact-duplicate suppression, NewMessage.deliveryDigest): the digest of each message delivered to
+  // an account (Message-ID and body), kept for delivery.duplicate_suppression_window, so a second copy
+  // of the same message (a client resending through another node after its 250 was lost) is not filed.
+  `
+  CREATE TABLE delivery_digests (
+    account_id INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, digest)
+  ) WITHOUT ROWID;
+  CREATE INDEX delivery_digests_age ON delivery_digests(created_at);
+  `,
 ];
 
 export function migrate(db: Database): number[] {

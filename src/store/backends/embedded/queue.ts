@@ -89,6 +89,7 @@ function fileAtCommit(ctx: OpContext, c: CommitRow, blobId: BlobId, recipients: 
         flags: [],
         internalDate: c.now,
         idempotencyKey: `${c.id}:${f.recipient}`,
+        deliveryDigest: f.deliveryDigest ?? null,
         structure: f.structure ?? null,
       },
       c.now,

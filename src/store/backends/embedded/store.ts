@@ -173,6 +173,7 @@ class EmbeddedStore implements Store {
           flags: msg.flags ?? [],
           internalDate: msg.internalDate ?? now,
           idempotencyKey: msg.idempotencyKey ?? null,
+          deliveryDigest: msg.deliveryDigest ?? null,
           structure: msg.structure ?? null,
         };
         const prefix = appendPrefix(msg);
@@ -199,6 +200,7 @@ class EmbeddedStore implements Store {
         return asBuffer('file' in found ? withPrefix(found.prefix, await this.files.read(found.file)) : found.content);
       },
       quota: (accountId) => m.quota(accountId),
+      pruneDigests: (before) => m.pruneDigests(before),
       // IMAP read paths (SELECT, FETCH of bodies)
       flagSets: (mailboxId) => m.flagSets(mailboxId),
       compactIndex: (mailboxId, fromUid) => m.compactIndex(mailboxId, fromUid),

@@ -4,7 +4,7 @@
  * commit in UID order and a reader never sees a gap. Never adds a blob reference for a duplicate.
  * Errors: `not_found` (mailbox, blob), `over_quota`, `invalid` (flags, no content).
  */
-import type { AppendResult, NewMessage } from '../../api.js';
+import type { AppendResult, DeliveryDigest, NewMessage } from '../../api.js';
 import { appendPrefix, normalizeFlags, sha256 } from '../../common.js';
 import { StoreError } from '../../errors.js';
 import { refBlobSql, upsertBlobSql } from './blobs.js';
@@ -33,6 +33,23 @@ async function claimKey(sql: Sql, accountId: number, key: string, now: number): 
   ).rows[0];
   if (!row) throw new StoreError('unavailable', `postgres: delivery key ${key} vanished`);
   return { uid: row.uid, modseq: row.modseq, uidValidity: row.uid_validity, duplicate: true };
+}
+
+/**
+ * Records the digest of a delivery to the account; false when an exact copy was delivered at or after
+ * `since`. Two nodes filing the two copies at once: the second INSERT waits for the first's row lock and
+ * then sees it (ON CONFLICT), so one of them is filed. Rolled back with the append.
+ */
+async function claimDigest(sql: Sql, accountId: number, d: DeliveryDigest, now: number): Promise<boolean> {
+  const rows = (
+    await sql.query(
+      `INSERT INTO delivery_digests (account_id, digest, created_at) VALUES ($1, $2, $3)
+       ON CONFLICT (account_id, digest) DO UPDATE SET created_at = EXCLUDED.created_at WHERE delivery_digests.created_at < $4
+       RETURNING 1`,
+      [accountId, d.digest, now, d.since],
+    )
+  ).rows;
+  return rows.length > 0;
 }
 
 async function sizeOf(sql: Sql, message: NewMessage, prefix: Buffer | null): Promise<number> {
@@ -65,6 +82,9 @@ export async function appendMessage(db: Db, mailboxId: number, message: NewMessa
     if (message.idempotencyKey !== undefined) {
       const duplicate = await claimKey(sql, box.account_id, message.idempotencyKey, now);
       if (duplicate) return duplicate;
+    }
+    if (message.deliveryDigest !== undefined && !(await claimDigest(sql, box.account_id, message.deliveryDigest, now))) {
+      return { uid: 0, modseq: 0, uidValidity: 0, duplicate: true };
     }
     const size = await sizeOf(sql, message, prefix);
     assertQuota(await holdQuota(sql, box.account_id, box.quota_bytes), size);

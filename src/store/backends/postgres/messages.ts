@@ -273,6 +273,10 @@ export class PgMessages implements MessageStore {
     });
   }
 
+  async pruneDigests(before: number): Promise<number> {
+    return (await this.db.query('messages.pruneDigests', 'DELETE FROM delivery_digests WHERE created_at < $1 RETURNING 1', [before])).length;
+  }
+
   async quota(accountId: number): Promise<Quota> {
     const rows = validId(accountId)
       ? await this.db.query<{ limit_bytes: number | null; bytes: number; messages: number }>(

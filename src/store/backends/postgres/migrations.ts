@@ -224,6 +224,16 @@ export const MIGRATIONS: readonly string[] = [
   // this version has no counterpart: an update of blobs.refcount leaves PostgreSQL's out-of-line
   // content where it is.)
   'ALTER TABLE messages ADD COLUMN prefix bytea',
+  // 11 (exact-duplicate suppression): see the embedded backend's migration 11
+  `
+  CREATE TABLE delivery_digests (
+    account_id  BIGINT NOT NULL,
+    digest      TEXT COLLATE "C" NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (account_id, digest)
+  );
+  CREATE INDEX delivery_digests_age ON delivery_digests (created_at);
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number[]> {
