@@ -10,7 +10,7 @@
  *
  * Both servers are warmed up first (Dovecot builds its index on the first SELECT; the store's pages come
  * into the page cache; Cartero's FETCH and RETR paths get compiled, as in a server that has been up a
- * while). The short rows (login, SELECT, FETCH) take 7 samples (LOGIN and SELECT 21) in turn on each
+ * while). The short rows take 21 samples (a new session's SELECT + first FETCH 7) in turn on each
  * server, so both see the same moments of a shared machine, and report the median; the POP3 rows 5 sessions in turn
  * on each server, after one untimed session each; the searches the median of 3.
  * Env: BENCH_IMAP_SCALE (default 1 = the issue's counts; 0.1 while iterating), BENCH_IMAP_DOVECOT=0 skips
@@ -512,7 +512,10 @@ async function measureQuick(servers: readonly Server[], checks: Checks): Promise
       const sizes = await c.ok(`FETCH ${set} (RFC822.SIZE)`, { keep: true });
       sessions.set(s.name, { c, set, bytes: sizes.lines.reduce((n, l) => n + Number(/RFC822\.SIZE (\d+)/.exec(l)?.[1] ?? 0), 0) });
     }
-    for (let r = 0; r < QUICK_RUNS; r++) {
+    // 21 samples, like LOGIN and SELECT: Cartero's FETCH of bodies took 5.4-7 ms in four samples of five
+    // and 11-13 ms in the fifth (30 samples in a row; Dovecot 9.3-9.7 and 11 in one of ten), so the median
+    // of 7 landed on the slow ones in one full run of six
+    for (let r = 0; r < QUICK_RUNS * 3; r++) {
       for (const server of servers) {
         const { c, set, bytes } = sessions.get(server.name)!;
         if (wants('fetch')) {
