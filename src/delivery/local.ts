@@ -4,10 +4,10 @@
  * bytes are written once however many local recipients there are), appended under the idempotency key
  * `<queue id>:<recipient>` so a retry after a crash between insertion and queue completion finds the
  * first copy instead of making a second. The MIME structure of the delivered bytes is computed here,
- * once, and stored with the message
- * for IMAP. With delivery.duplicate_suppression_window, an exact copy of a message the account got lately
- * (a client's resend after its 250 was lost) is not filed again (duplicate-digest.ts). Never touches the queue and never throws for a delivery problem: over quota and store
- * trouble defer, an account that no longer exists fails (550 5.1.1).
+ * once, and stored with the message for IMAP. With delivery.duplicate_suppression_window, an exact copy
+ * of a message the account got lately (a client's resend after its 250 was lost) is not filed again
+ * (duplicate-digest.ts). Never touches the queue and never throws for a delivery problem: over quota and
+ * store trouble defer, an account that no longer exists fails (550 5.1.1).
  */
 import { parseStructure, serializeStructure } from '../mime/index.js';
 import { isPlainLocalPart, localKey, splitAddress, stripSubaddress, headerSafe } from '../policy/address.js';

@@ -200,7 +200,7 @@ function packedRange(ctx: OpContext, mailboxId: number, r: UidRange, found: Map<
   }
   if (at !== bytes.length) throw corrupt(`messages ${mailboxId}/${r.from}:${r.to}`);
   // every view into the buffer is in this answer: on the reader thread it moves to the session whole
-  markMovable(bytes.buffer);
+  markMovable(bytes);
   return true;
 }
 

@@ -49,7 +49,11 @@ test('a moved reply arrives intact and the sender no longer holds it', async () 
 
 test('views into memory marked movable (a batch read as one buffer) move it once; unmarked views never', async () => {
   const batch = new Uint8Array(new ArrayBuffer(300)).fill(9);
-  markMovable(batch.buffer);
+  markMovable(batch);
+  // a pooled buffer is never marked: its memory holds other buffers too
+  const pooled = Buffer.from('pooled');
+  markMovable(pooled);
+  if (!ownsItsMemory(pooled)) assert.deepEqual(transferablesOf([{ ok: true, value: [pooled] }]), []);
   const other = new Uint8Array(new ArrayBuffer(50));
   const parts = [batch.subarray(0, 100), batch.subarray(100, 300), other.subarray(10)];
   const replies = [{ id: 1, ok: true as const, value: parts }];

@@ -9,9 +9,12 @@
 /** Memory whose every view goes out in one reply (a batch of messages read as one buffer). */
 const movable = new WeakSet<ArrayBuffer>();
 
-/** Lets views into `buffer` move with their reply: nothing outside the reply may look into it. */
-export function markMovable(buffer: ArrayBufferLike): void {
-  if (buffer instanceof ArrayBuffer) movable.add(buffer);
+/**
+ * Lets views into `whole`'s memory move with their reply: nothing outside the reply may look into it.
+ * Only a buffer alone on its memory qualifies (never a pooled one, whose neighbours are not ours).
+ */
+export function markMovable(whole: Uint8Array): void {
+  if (ownsItsMemory(whole)) movable.add(whole.buffer as ArrayBuffer);
 }
 
 /** The shape of one reply as far as transfer is concerned (worker.ts's Reply). */
