@@ -57,17 +57,21 @@ export interface ReceiptPruneOptions {
   retentionMs?: number;
 }
 
-/** Queue receipts (XQUEUEID) past the time any sender would still resend the message. */
-export function receiptPruneJob(store: Store, options: ReceiptPruneOptions = {}): SingletonJob {
-  const retentionMs = options.retentionMs ?? 6 * 86_400_000;
+/** A job that deletes rows recorded before `retentionMs` ago through `prune` and says how many went. */
+function pruneJob(name: string, intervalMs: number, retentionMs: number, what: string, prune: (before: number) => Promise<number>): SingletonJob {
   return {
-    name: 'receipt-prune',
-    intervalMs: options.intervalMs ?? 60 * 60_000,
+    name,
+    intervalMs,
     run: async (now) => {
-      const removed = await store.queue.pruneReceipts(now - retentionMs);
-      return removed > 0 ? `${removed} queue receipts older than ${Math.round(retentionMs / 1000)} s removed` : null;
+      const removed = await prune(now - retentionMs);
+      return removed > 0 ? `${removed} ${what} older than ${Math.round(retentionMs / 1000)} s removed` : null;
     },
   };
+}
+
+/** Queue receipts (XQUEUEID) past the time any sender would still resend the message. */
+export function receiptPruneJob(store: Store, options: ReceiptPruneOptions = {}): SingletonJob {
+  return pruneJob('receipt-prune', options.intervalMs ?? 60 * 60_000, options.retentionMs ?? 6 * 86_400_000, 'queue receipts', (before) => store.queue.pruneReceipts(before));
 }
 
 export interface DigestPruneOptions {
@@ -79,15 +83,7 @@ export interface DigestPruneOptions {
 
 /** Delivery digests (NewMessage.deliveryDigest) older than the duplicate suppression window. */
 export function digestPruneJob(store: Store, options: DigestPruneOptions = {}): SingletonJob {
-  const windowMs = options.windowMs ?? 0;
-  return {
-    name: 'digest-prune',
-    intervalMs: options.intervalMs ?? 60 * 60_000,
-    run: async (now) => {
-      const removed = await store.messages.pruneDigests(now - windowMs);
-      return removed > 0 ? `${removed} delivery digests older than ${Math.round(windowMs / 1000)} s removed` : null;
-    },
-  };
+  return pruneJob('digest-prune', options.intervalMs ?? 60 * 60_000, options.windowMs ?? 0, 'delivery digests', (before) => store.messages.pruneDigests(before));
 }
 
 /** The jobs `cartero serve` runs; `cartero cluster status` lists the holder of each. */
