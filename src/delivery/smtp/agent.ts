@@ -107,7 +107,7 @@ export interface SmtpAgentOptions {
   connectionCache?: Partial<ConnectionCacheSettings>;
   siteDown?: Partial<SiteDownSettings>;
   timeouts?: Partial<ClientTimeouts>;
-  /** source of the equal-preference shuffle; default Math.random */
+  /** source of the equal-preference shuffle of MX hosts and of addresses; default Math.random */
   random?: () => number;
   /** bind outgoing connections to this address */
   localAddress?: string;
@@ -166,11 +166,11 @@ export function createSmtpAgent(options: SmtpAgentOptions): SmtpAgent {
       Promise.all(hosts.map(async (h) => ({ ...h, a: await options.resolver.query(h.name, 'A'), aaaa: await options.resolver.query(h.name, 'AAAA') })));
     if (dest.kind === 'host' || dest.kind === 'lmtp') {
       // no MX and no loop check: the operator named this host
-      return deliveryTargets(dest.host, await resolveHosts([{ name: dest.host, preference: 0 }]), dest.port, null);
+      return deliveryTargets(dest.host, await resolveHosts([{ name: dest.host, preference: 0 }]), dest.port, null, random);
     }
     const step = mxHosts(dest.domain, await options.resolver.query(dest.domain, 'MX'), random);
     if (step.kind !== 'hosts') return step;
-    return deliveryTargets(dest.domain, await resolveHosts(step.hosts), dest.port, self);
+    return deliveryTargets(dest.domain, await resolveHosts(step.hosts), dest.port, self, random);
   }
 
   /** Connects and gets the session ready for MAIL: greeting, EHLO, STARTTLS per policy, AUTH. */

@@ -91,6 +91,26 @@ test('every address of every host, in host order, IPv4 then IPv6', () => {
   assert.deepEqual(r.kind === 'targets' ? r.targets.map(relayName) : r, ['mx1[127.0.0.2]:2525', 'mx1[127.0.0.3]:2525', 'mx1[::1]:2525', 'mx2[127.0.0.4]:2525']);
 });
 
+test('with a random source, addresses of equal preference are shuffled together (smtp_randomize_addresses), never across preferences', () => {
+  const hosts = [host('pool', 10, ['127.0.0.11', '127.0.0.12', '127.0.0.13']), host('mx2', 20, ['127.0.0.4', '127.0.0.5'])];
+  const firsts = new Map<string, number>();
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  for (let i = 0; i < 300; i++) {
+    const r = deliveryTargets('d.test', hosts, 25, self, random);
+    assert.equal(r.kind, 'targets');
+    if (r.kind !== 'targets') return;
+    assert.deepEqual(new Set(r.targets.slice(0, 3).map((t) => t.address)), new Set(['127.0.0.11', '127.0.0.12', '127.0.0.13']));
+    assert.deepEqual(new Set(r.targets.slice(3).map((t) => t.address)), new Set(['127.0.0.4', '127.0.0.5']));
+    firsts.set(r.targets[0]!.address, (firsts.get(r.targets[0]!.address) ?? 0) + 1);
+  }
+  // every pool member comes first about a third of the time
+  for (const a of ['127.0.0.11', '127.0.0.12', '127.0.0.13']) assert.ok((firsts.get(a) ?? 0) > 60, `${a} first ${firsts.get(a) ?? 0} times of 300`);
+});
+
 test('we are a backup MX: every MX with preference ≥ ours is dropped (by name or by address)', () => {
   const byName = deliveryTargets('d.test', [host('mx1', 10, ['127.0.0.2']), host('mx.me.test', 20, ['127.0.0.8']), host('mx3', 20, ['127.0.0.3']), host('mx4', 30, ['127.0.0.4'])], 25, self);
   assert.deepEqual(byName.kind === 'targets' ? byName.targets.map((t) => t.host) : byName, ['mx1']);

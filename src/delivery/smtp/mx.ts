@@ -165,8 +165,18 @@ function isSelf(h: ResolvedHost, self: SelfIdentity): boolean {
 /**
  * Step 2: hosts (in trying order) with their address lookups → every address of every host, after
  * dropping MXs at or above our own preference. `self` null skips the loop check (`[host]` destinations).
+ * With `random`, the addresses of equal preference are shuffled together, as Postfix's
+ * smtp_randomize_addresses (default yes) does: a pool behind one name with several A records (a relay
+ * pool, T3) gets its clients' connections spread over its members instead of all on the first address
+ * the DNS server lists.
  */
-export function deliveryTargets(domain: string, hosts: readonly ResolvedHost[], port: number, self: SelfIdentity | null): { kind: 'targets'; targets: Target[] } | Failure {
+export function deliveryTargets(
+  domain: string,
+  hosts: readonly ResolvedHost[],
+  port: number,
+  self: SelfIdentity | null,
+  random?: () => number,
+): { kind: 'targets'; targets: Target[] } | Failure {
   let usable = [...hosts];
   if (self) {
     const mine = usable.filter((h) => isSelf(h, self));
@@ -190,7 +200,7 @@ export function deliveryTargets(domain: string, hosts: readonly ResolvedHost[], 
     }
     for (const address of addrs) targets.push({ host: h.name, address, port, preference: h.preference });
   }
-  if (targets.length > 0) return { kind: 'targets', targets };
+  if (targets.length > 0) return { kind: 'targets', targets: random ? orderByPreference(targets, random) : targets };
   return { kind: temporary ? 'temporary' : 'permanent', reason: lastFailure ?? `no usable host for ${domain}` };
 }
 
