@@ -11,14 +11,15 @@
  * Both servers are warmed up first (Dovecot builds its index on the first SELECT; the store's pages come
  * into the page cache; Cartero's FETCH and RETR paths get compiled, as in a server that has been up a
  * while). The short rows take 21 samples (a new session's SELECT + first FETCH 7) in turn on each
- * server, so both see the same moments of a shared machine, and report the median; the POP3 rows 5 sessions in turn
- * on each server, after one untimed session each; the searches the median of 3.
+ * server, so both see the same moments of a shared machine, and report the median; the POP3 rows 5
+ * sessions in turn on each server, after one untimed session each; the searches the median of 3.
  * Env: BENCH_IMAP_SCALE (default 1 = the issue's counts; 0.1 while iterating), BENCH_IMAP_DOVECOT=0 skips
  * Dovecot, BENCH_IMAP_ONLY=select,fetch runs only those rows (login select fetch subject body bodies mixed
  * idle pop3), BENCH_IMAP_SAMPLES=N takes N samples of the short rows, BENCH_IMAP_PROF=DIR writes
  * Cartero's CPU profile there, BENCH_IMAP_NODE_FLAGS="--perf-basic-prof" passes flags to Cartero's node
  * (for `perf record -p`), BENCH_IMAP_SHOW=1 prints every sample of the short rows, BENCH_IMAP_KEEP=1
- * keeps the servers' directory (store, Maildir, logs) and prints where it is. Loopback only; every loop is bounded in count and time.
+ * keeps the servers' directory (store, Maildir, logs) and prints where it is. Loopback only; every loop
+ * is bounded in count and time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
@@ -45,8 +46,14 @@ const MIX_CLIENTS = 20;
 const MIX_MS = Math.max(5_000, Math.round(30_000 * Math.min(1, SCALE)));
 const IDLE_FOLDER_MESSAGES = 20;
 const RUNS = 3;
-/** samples of the short rows (login, SELECT, FETCH): cheap, and the noise of a shared machine needs more */
-const QUICK_RUNS = Number(process.env.BENCH_IMAP_SAMPLES ?? 7);
+/**
+ * samples of the short rows (LOGIN, SELECT, FETCH): a few tenths of a millisecond to a few milliseconds,
+ * where one sample in five is two to five times the rest on either side (the machine, not the server);
+ * with 7 the median landed on the slow ones in about one full run of six
+ */
+const QUICK_RUNS = Number(process.env.BENCH_IMAP_SAMPLES ?? 21);
+/** samples of a new session's SELECT + first FETCH 1:*, a row of tens of milliseconds */
+const NEW_SESSION_RUNS = Math.ceil(QUICK_RUNS / 3);
 /** FETCHes of 1,000 bodies and passes of RETR one at a time over the POP3 messages in the warm-up, on both servers */
 const WARM_BODY_FETCHES = 15;
 const WARM_RETR_PASSES = 4;
@@ -468,9 +475,7 @@ async function measureQuick(servers: readonly Server[], checks: Checks): Promise
   const add = (s: Server, key: string, ms: number) => ((samples.get(s.name)![key] ??= []).push(ms));
   // first the rows that open sessions, with no other session of the bench open (an open session on the
   // mailbox changes what a SELECT costs Dovecot)
-  // LOGIN and SELECT take three times the samples: a few tenths of a millisecond, where one sample in
-  // five is two to five times the rest (the machine, not the server) on either side
-  for (let r = 0; r < QUICK_RUNS * 3; r++) {
+  for (let r = 0; r < QUICK_RUNS; r++) {
     for (const server of servers) {
       if (wants('login') || wants('select')) {
         const start = performance.now();
@@ -486,7 +491,7 @@ async function measureQuick(servers: readonly Server[], checks: Checks): Promise
         await c.ok('LOGOUT');
         c.close();
       }
-      if (wants('fetch') && r < QUICK_RUNS) {
+      if (wants('fetch') && r < NEW_SESSION_RUNS) {
         // a new session's first FETCH after SELECT: on Cartero it includes reading the session's view
         const s = await login(server);
         const [ms, reply] = await timed(async () => {
@@ -512,10 +517,7 @@ async function measureQuick(servers: readonly Server[], checks: Checks): Promise
       const sizes = await c.ok(`FETCH ${set} (RFC822.SIZE)`, { keep: true });
       sessions.set(s.name, { c, set, bytes: sizes.lines.reduce((n, l) => n + Number(/RFC822\.SIZE (\d+)/.exec(l)?.[1] ?? 0), 0) });
     }
-    // 21 samples, like LOGIN and SELECT: Cartero's FETCH of bodies took 5.4-7 ms in four samples of five
-    // and 11-13 ms in the fifth (30 samples in a row; Dovecot 9.3-9.7 and 11 in one of ten), so the median
-    // of 7 landed on the slow ones in one full run of six
-    for (let r = 0; r < QUICK_RUNS * 3; r++) {
+    for (let r = 0; r < QUICK_RUNS; r++) {
       for (const server of servers) {
         const { c, set, bytes } = sessions.get(server.name)!;
         if (wants('fetch')) {
@@ -543,7 +545,9 @@ async function measureQuick(servers: readonly Server[], checks: Checks): Promise
     }
   }
   const out = new Map<Server['name'], Results>();
-  if (process.env.BENCH_IMAP_SHOW) for (const [name, rows] of samples) for (const [k, v] of Object.entries(rows)) console.log(`# ${name} ${k}: ${v.map((x) => x.toFixed(1)).join(' ')}`);
+  if (process.env.BENCH_IMAP_SHOW) {
+    for (const [name, rows] of samples) for (const [k, v] of Object.entries(rows)) console.log(`# ${name} ${k}: ${v.map((x) => x.toFixed(1)).join(' ')}`);
+  }
   for (const [name, rows] of samples) out.set(name, Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, median(v)])));
   return out;
 }
@@ -782,7 +786,8 @@ export async function main(): Promise<void> {
     }
   } finally {
     for (const s of servers) await s.stop().catch((err: unknown) => console.error(`# stopping ${s.name}: ${String(err)}`));
-    if (!process.env.BENCH_IMAP_KEEP) await rm(dir, { recursive: true, force: true }); else console.log(`# kept ${dir}`);
+    if (process.env.BENCH_IMAP_KEEP) console.log(`# kept ${dir}`);
+    else await rm(dir, { recursive: true, force: true });
   }
   for (const [what, by] of checks) {
     const values = [...by.values()];
