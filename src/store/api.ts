@@ -364,8 +364,7 @@ export interface NewMessage {
  * Message-ID and body (src/delivery/duplicate-digest.ts). When a message with the same digest was
  * delivered to the same account at or after `since`, nothing is filed and the append answers
  * `duplicate: true` with uid, modseq and uidValidity 0 (the first copy may have been moved or expunged
- * since). Otherwise the
- * digest is recorded with the new message, in the same transaction.
+ * since). Otherwise the digest is recorded with the new message, in the same transaction.
  */
 export interface DeliveryDigest {
   digest: string;

@@ -273,13 +273,17 @@ function inUidOrder(ix: CompactIndex): CompactIndex {
 
 /**
  * Records the digest of a delivery to the account; false (nothing written) when an exact copy was
- * delivered at or after `since`. In the append's transaction: a failed append records nothing.
+ * delivered at or after `since`. One statement, the same as the postgres backend's. In the append's
+ * transaction: a failed append records nothing.
  */
 function claimDigest(ctx: OpContext, accountId: number, d: DeliveryDigest, now: number): boolean {
-  const row = stmt(ctx, 'SELECT created_at FROM delivery_digests WHERE account_id = ? AND digest = ?').get(accountId, d.digest) as { created_at: number } | undefined;
-  if (row && row.created_at >= d.since) return false;
-  stmt(ctx, 'INSERT OR REPLACE INTO delivery_digests (account_id, digest, created_at) VALUES (?, ?, ?)').run(accountId, d.digest, now);
-  return true;
+  const claimed = stmt(
+    ctx,
+    `INSERT INTO delivery_digests (account_id, digest, created_at) VALUES (?, ?, ?)
+     ON CONFLICT (account_id, digest) DO UPDATE SET created_at = excluded.created_at WHERE delivery_digests.created_at < ?
+     RETURNING 1`,
+  ).get(accountId, d.digest, now, d.since);
+  return claimed !== undefined;
 }
 
 /** messages.append, also used by a queue commit that files recipients itself (queue.ts). */
