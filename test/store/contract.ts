@@ -43,7 +43,8 @@ async function withStore(open: Open, fn: (h: ContractHandle) => Promise<void>): 
   }
 }
 
-async function setupAccount(store: Store, address = 'alice@example.test', quotaBytes: number | null = null) {
+/** A domain (when missing), an account and its INBOX: the set-up of most store tests. */
+export async function setupAccount(store: Store, address = 'alice@example.test', quotaBytes: number | null = null) {
   const domain = address.slice(address.indexOf('@') + 1);
   if (!(await store.directory.getDomain(domain))) await store.directory.addDomain(domain);
   const account = await store.directory.addAccount({ address, passwordHash: 'x', quotaBytes });

@@ -12,7 +12,7 @@ import { MIGRATIONS } from '../../src/store/backends/embedded/migrations.js';
 import { INLINE_BLOB_LIMIT } from '../../src/store/backends/embedded/store.js';
 import { openStore } from '../../src/store/index.js';
 import { isStoreError } from '../../src/store/errors.js';
-import { runStoreContract } from './contract.js';
+import { runStoreContract, setupAccount } from './contract.js';
 
 async function openFresh() {
   const dir = await mkdtemp(join(tmpdir(), 'cartero-store-'));
@@ -44,9 +44,7 @@ runStoreContract('embedded', openFresh);
 test('embedded: inline bytes are checked by their CRC-32, and rows from before it by their SHA-256 id', async () => {
   const h = await openFresh();
   try {
-    await h.store.directory.addDomain('example.test');
-    const account = await h.store.directory.addAccount({ address: 'crc@example.test', passwordHash: 'x', quotaBytes: null });
-    const inbox = await h.store.mailboxes.create(account.id, 'INBOX');
+    const { inbox } = await setupAccount(h.store, 'crc@example.test');
     const content = Buffer.from('Subject: checked\r\n\r\nbody\r\n');
     const put = await h.store.blobs.put(content);
     await h.store.messages.append(inbox.id, { blobId: put.id }, Date.now());
@@ -136,9 +134,7 @@ function truncateWal(dir: string): void {
 test('embedded: a new reference to a message does not write its bytes again', async () => {
   const h = await openFresh();
   try {
-    await h.store.directory.addDomain('example.test');
-    const account = await h.store.directory.addAccount({ address: 'refs@example.test', passwordHash: 'x', quotaBytes: null });
-    const inbox = await h.store.mailboxes.create(account.id, 'INBOX');
+    const { account, inbox } = await setupAccount(h.store, 'refs@example.test');
     const archive = await h.store.mailboxes.create(account.id, 'Archive');
     // 64 KB, inline in its row: 16 or more overflow pages that a rewrite of the row would write again
     const content = Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), randomBytes(64 * 1024)]);
@@ -246,9 +242,7 @@ test('embedded: key lookups answered on the event loop agree with the reader thr
 test('embedded: a batch read packs a range into one buffer, every byte value intact, and reads row by row where a row needs it', async () => {
   const h = await openFresh();
   try {
-    await h.store.directory.addDomain('example.test');
-    const account = await h.store.directory.addAccount({ address: 'packed@example.test', passwordHash: 'x', quotaBytes: null });
-    const inbox = await h.store.mailboxes.create(account.id, 'INBOX');
+    const { inbox } = await setupAccount(h.store, 'packed@example.test');
     // every byte value, NULs and bytes that are not UTF-8 included, in the body and in a prefix
     const every = Buffer.from(Array.from({ length: 512 }, (_, k) => k % 256));
     const shared = await h.store.blobs.put(Buffer.concat([Buffer.from('Subject: bytes\r\n\r\n'), every, Buffer.from('\xc3\x28\xff\xfe\x00', 'latin1')]));
