@@ -33,6 +33,7 @@ import { embeddedCluster } from './cluster-client.js';
 import { ASK_READER, InlineReader } from './inline-reads.js';
 import { READ_OPS } from './ops.js';
 import { remote, WorkerClient } from './rpc.js';
+import type { InFile } from './messages.js';
 import type { WorkerInit } from './worker.js';
 
 /**
@@ -197,7 +198,7 @@ class EmbeddedStore implements Store {
       content: async (mailboxId, uid) => {
         const found = await m.contentOf(mailboxId, uid);
         // the blob's bytes were checked by the reader, or are checked by files.read
-        return asBuffer('file' in found ? withPrefix(found.prefix, await this.files.read(found.file)) : found.content);
+        return 'file' in found ? this.messageInFile(found) : asBuffer(found.content);
       },
       quota: (accountId) => m.quota(accountId),
       pruneDigests: (before) => m.pruneDigests(before),
@@ -207,20 +208,21 @@ class EmbeddedStore implements Store {
       contents: async (mailboxId, uids, purpose = 'answer') => {
         // a scan reads on the reader thread, the next batch while the caller works on this one
         const found = await (purpose === 'scan' ? mScan : m).contentsOf(mailboxId, [...uids]);
-        return Promise.all(
-          found.map(async (c) => {
-            if (c === null) return null;
-            // checked where it was read (inlineIntact)
-            if (!('file' in c)) return asBuffer(c);
+        // inline bytes are ready (checked where they were read, inlineIntact): no promise per message of
+        // a batch; only the messages whose blob is a file wait for it
+        const out = found.map((c) => (c === null || 'file' in c ? null : asBuffer(c)));
+        const inFiles = found.flatMap((c, i) => (c !== null && 'file' in c ? [{ i, c }] : []));
+        await Promise.all(
+          inFiles.map(async ({ i, c }) => {
             try {
-              return asBuffer(withPrefix(c.prefix, await this.files.read(c.file)));
+              out[i] = await this.messageInFile(c);
             } catch (err) {
               // a blob file removed after the row was read: the message went away meanwhile
-              if (isStoreError(err, 'not_found')) return null;
-              throw err;
+              if (!isStoreError(err, 'not_found')) throw err;
             }
           }),
         );
+        return out;
       },
     };
 
@@ -242,6 +244,11 @@ class EmbeddedStore implements Store {
       collect: async (now, graceMs) => b.collect(now, graceMs, await this.files.filesOlderThan(now - graceMs)),
       refs: (id) => b.refs(id),
     };
+  }
+
+  /** A message whose blob is a file: its prefix, then the file's bytes (checked by files.read). */
+  private async messageInFile(f: InFile): Promise<Buffer> {
+    return asBuffer(withPrefix(f.prefix, await this.files.read(f.file)));
   }
 
   private async readBlob(id: BlobId): Promise<Buffer> {
